@@ -1,0 +1,22 @@
+/**
+ * A small, strict option parser shared by the commands: `--name value`, `--name=value`, and
+ * boolean flags. Unknown options are errors, so a typo never silently changes behaviour.
+ */
+import { parseArgs } from 'node:util';
+
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function parseCommandArgs<T extends OptionSpec>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The one pino factory. Redaction is fixed here at start: credentials and addresses can never
+ * be logged by accident, whatever object a caller passes. Access-log lines (what was done for
+ * a request) go through src/log/access-log.ts, which picks allowed fields only.
+ */
+import pino from 'pino';
+import type { DestinationStream, Logger, LoggerOptions } from 'pino';
+
+export type { Logger } from 'pino';
+
+export interface LoggerConfig {
+  readonly level?: string;
+  /** Where lines go; default stdout. Tests pass a stream to read lines back. */
+  readonly destination?: DestinationStream;
+}
+
+const REDACT_PATHS = [
+  'password',
+  '*.password',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'headers["proxy-authorization"]',
+  'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
+  'key',
+  '*.key',
+  'privateKey',
+  '*.privateKey',
+];
+
+export function createLogger(config: LoggerConfig = {}): Logger {
+  const options: LoggerOptions = {
+    level: config.level ?? process.env.LEEWAY_LOG_LEVEL ?? 'info',
+    base: { service: 'leeway' },
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  return config.destination === undefined ? pino(options) : pino(options, config.destination);
+}
+
+/** A logger that drops everything, for library users who pass none and for unit tests. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
