@@ -37,12 +37,20 @@ export function parseBasicProxyAuthorization(header: string | undefined): BasicC
   const user = text.slice(0, colon);
   const password = text.slice(colon + 1);
   // RFC 7617 §2: user-id must not contain control characters; an empty user is useless to us.
-  if (user.length === 0 || /[\x00-\x1f\x7f]/.test(user) || /[\x00-\x1f\x7f]/.test(password)) return undefined;
+  if (user.length === 0 || hasControlChar(user) || hasControlChar(password)) return undefined;
   return { user, password };
 }
 
 /** The challenge sent with a 407. The realm is quoted (RFC 9110 §11.5 quoted-string). */
 export function proxyAuthenticateHeader(realm: string): string {
-  const safe = realm.replace(/[\x00-\x1f\x7f]/g, '').replace(/["\\]/g, (c) => `\\${c}`);
+  const safe = [...realm].filter((c) => !hasControlChar(c)).join('').replace(/["\\]/g, (c) => `\\${c}`);
   return `Basic realm="${safe}", charset="UTF-8"`;
+}
+
+function hasControlChar(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
