@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { Pseudonymizer } from '../../src/identity/pseudonym.js';
+import { LeewayError } from '../../src/errors.js';
+
+const at = (iso: string): number => Date.parse(iso);
+
+function withClock(start: number): { p: Pseudonymizer; set(ms: number): void } {
+  let now = start;
+  const p = new Pseudonymizer({ timeZone: 'Europe/Paris', clock: () => now });
+  return { p, set: (ms) => { now = ms; } };
+}
+
+describe('Pseudonymizer', () => {
+  it('gives a short base64url pseudonym', () => {
+    const p = new Pseudonymizer({ timeZone: 'UTC' });
+    const x = p.of('alice');
+    expect(x).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(x).not.toContain('alice');
+  });
+
+  // [case, first instant, second instant, same pseudonym expected]
+  const cases: [string, string, string, boolean][] = [
+    ['same local day, morning and evening', '2026-03-10T07:00:00Z', '2026-03-10T22:30:00Z', true],
+    ['UTC midnight but same Paris day (winter, UTC+1)', '2026-01-15T22:30:00Z', '2026-01-15T22:50:00Z', true],
+    ['Paris midnight in winter (23:00Z)', '2026-01-15T22:59:00Z', '2026-01-15T23:01:00Z', false],
+    ['Paris midnight in summer (22:00Z)', '2026-07-15T21:59:00Z', '2026-07-15T22:01:00Z', false],
+    ['across the spring DST change (29 March 2026)', '2026-03-28T22:59:00Z', '2026-03-29T01:30:00Z', false],
+    ['same day as the spring DST change, before and after 02:00', '2026-03-29T00:30:00Z', '2026-03-29T01:30:00Z', true],
+    ['across the autumn DST change (25 October 2026)', '2026-10-24T21:59:00Z', '2026-10-25T02:30:00Z', false],
+    ['same day as the autumn DST change, the repeated hour', '2026-10-25T00:30:00Z', '2026-10-25T01:30:00Z', true],
+    ['next day at the same clock time', '2026-05-01T10:00:00Z', '2026-05-02T10:00:00Z', false],
+  ];
+  it.each(cases)('%s', (_name, first, second, same) => {
+    const { p, set } = withClock(at(first));
+    const a = p.of('alice');
+    const dayA = p.day;
+    set(at(second));
+    const b = p.of('alice');
+    expect(a === b).toBe(same);
+    expect(dayA === p.day).toBe(same);
+  });
+
+  it('reports the local day in the configured zone', () => {
+    const { p, set } = withClock(at('2026-01-15T23:30:00Z'));
+    expect(p.day).toBe('2026-01-16');
+    set(at('2026-07-15T21:30:00Z'));
+    expect(p.day).toBe('2026-07-15');
+  });
+
+  it('distinguishes subjects and is stable within a day', () => {
+    const { p } = withClock(at('2026-03-10T09:00:00Z'));
+    expect(p.of('alice')).toBe(p.of('alice'));
+    expect(p.of('alice')).not.toBe(p.of('bob'));
+    expect(p.of('alice')).not.toBe(p.of('Alice'));
+  });
+
+  it('keeps no link back after rotation, even on returning to the old day', () => {
+    const { p, set } = withClock(at('2026-03-10T09:00:00Z'));
+    const before = p.of('alice');
+    set(at('2026-03-11T09:00:00Z'));
+    p.of('alice');
+    set(at('2026-03-10T09:00:00Z'));
+    expect(p.of('alice')).not.toBe(before);
+  });
+
+  it('uses a random key: two instances disagree on the same subject and day', () => {
+    const fixed = at('2026-03-10T09:00:00Z');
+    const a = new Pseudonymizer({ timeZone: 'Europe/Paris', clock: () => fixed });
+    const b = new Pseudonymizer({ timeZone: 'Europe/Paris', clock: () => fixed });
+    expect(a.of('alice')).not.toBe(b.of('alice'));
+  });
+
+  it('rejects an unknown time zone with a config error', () => {
+    expect(() => new Pseudonymizer({ timeZone: 'Mars/Olympus' })).toThrow(LeewayError);
+    try {
+      new Pseudonymizer({ timeZone: 'Mars/Olympus' });
+    } catch (e) {
+      expect((e as LeewayError).code).toBe('LEEWAY_ERR_CONFIG');
+    }
+  });
+});
