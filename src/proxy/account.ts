@@ -1,0 +1,73 @@
+/**
+ * The seam for usage accounting (issue 5 fills it). The proxy reports what happened; the
+ * accounting module turns it into active minutes, quotas and metrics. Records carry the
+ * pseudonym and never a user name, client address, path or query.
+ */
+import type { UsageView } from '../policy/types.js';
+import { NO_USAGE } from '../policy/types.js';
+import type { Pseudonym } from '../identity/pseudonym.js';
+
+export type TrafficKind = 'http' | 'https' | 'tunnel' | 'websocket';
+
+/** The action the proxy actually took (after acknowledgements and interception choices). */
+export type EnforcedAction = 'allow' | 'coach' | 'suggest' | 'readonly' | 'block' | 'refused' | 'error';
+
+export interface RequestRecord {
+  readonly at: number;
+  readonly kind: TrafficKind;
+  readonly pseudonym: Pseudonym;
+  readonly group: string | undefined;
+  readonly category: string | undefined;
+  readonly site: string | undefined;
+  readonly ruleId: string;
+  readonly action: EnforcedAction;
+  /** HTTP status sent to the client (200 for an established tunnel). */
+  readonly status: number;
+  /** Bytes received from the client (request body) and sent to it (response body). */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationMs: number;
+}
+
+export interface TunnelActivity {
+  readonly at: number;
+  readonly kind: 'tunnel' | 'websocket';
+  readonly pseudonym: Pseudonym;
+  readonly group: string | undefined;
+  readonly category: string | undefined;
+  readonly site: string | undefined;
+  readonly direction: 'client-to-origin' | 'origin-to-client';
+  readonly bytes: number;
+}
+
+export type PageKind = 'coach' | 'suggest' | 'block' | 'readonly';
+export type PageOutcome = 'shown' | 'continued' | 'alternative';
+
+export interface PageEvent {
+  readonly at: number;
+  readonly pseudonym: Pseudonym;
+  readonly group: string | undefined;
+  readonly category: string | undefined;
+  readonly site: string | undefined;
+  readonly ruleId: string;
+  readonly page: PageKind;
+  readonly outcome: PageOutcome;
+  /** The answer to "what is this visit for?", when the page asked and the person answered. */
+  readonly purpose?: 'business' | 'break';
+}
+
+export interface Accounting {
+  /** Today's usage for this person; must be a cheap, synchronous lookup (it runs per request). */
+  usage(pseudonym: Pseudonym): UsageView;
+  requestDone(record: RequestRecord): void;
+  /** Reported as bytes flow (per chunk or batched), so long tunnels count as active while open. */
+  tunnelBytes(record: TunnelActivity): void;
+  pageEvent(event: PageEvent): void;
+}
+
+export const noopAccounting: Accounting = Object.freeze({
+  usage: () => NO_USAGE,
+  requestDone: () => undefined,
+  tunnelBytes: () => undefined,
+  pageEvent: () => undefined,
+});
