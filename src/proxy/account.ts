@@ -3,7 +3,7 @@
  * accounting module turns it into active minutes, quotas and metrics. Records carry the
  * pseudonym and never a user name, client address, path or query.
  */
-import type { UsageView } from '../policy/types.js';
+import type { QuotaState, UsageView } from '../policy/types.js';
 import { NO_USAGE } from '../policy/types.js';
 import type { Pseudonym } from '../identity/pseudonym.js';
 
@@ -27,6 +27,8 @@ export interface RequestRecord {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly durationMs: number;
+  /** The decision's quota state when a `quota` rule decided: accounting counts exhaustions from it. */
+  readonly quota?: QuotaState | undefined;
 }
 
 export interface TunnelActivity {
@@ -52,8 +54,8 @@ export interface PageEvent {
   readonly ruleId: string;
   readonly page: PageKind;
   readonly outcome: PageOutcome;
-  /** The answer to "what is this visit for?", when the page asked and the person answered. */
-  readonly purpose?: 'business' | 'break';
+  /** The answer to "what is this visit for?", when the page asked and the person answered ("Rather not say" is unsaid). */
+  readonly purpose?: 'business' | 'break' | 'unsaid';
 }
 
 export interface Accounting {
