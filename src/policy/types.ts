@@ -184,6 +184,8 @@ export interface CompiledPolicy {
   readonly categoryNames: readonly string[];
   readonly siteNames: readonly string[];
   readonly groupNames: readonly string[];
+  /** Each category's kind (default other), for the "share of leisure time" headline. */
+  readonly categoryKinds: Readonly<Record<string, 'leisure' | 'business' | 'other'>>;
   /** Rule ids and descriptions in evaluation order (for docs and the privacy page). */
   readonly ruleSummaries: readonly { readonly id: string; readonly description: string; readonly action: ActionKind }[];
   classify(host: string): Classification;
