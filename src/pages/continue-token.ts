@@ -24,6 +24,8 @@ export interface ContinueClaims {
   readonly url: string;
   /** How long the acknowledgement lasts, from the rule. */
   readonly continueMinutes: number;
+  /** Suggest pages: where choice=alternative redirects, signed so the form cannot pick it. */
+  readonly alternativeUrl?: string;
 }
 
 export type ContinueRefusal = 'malformed' | 'forged' | 'expired' | 'replayed' | 'wrong-person' | 'wrong-host';
@@ -47,7 +49,7 @@ const MAC_BYTES = 32;
 // Original URLs can be long, but a token past this size is not one we issued.
 const MAX_TOKEN_CHARS = 16_384;
 
-type Wire = [number, string, string, string | null, string, string, number, string, number];
+type Wire = [number, string, string, string | null, string, string, number, string, number, string | null];
 
 export class ContinueTokens {
   readonly #secret: Buffer;
@@ -83,7 +85,7 @@ export class ContinueTokens {
     this.#sweep(now);
     const nonce = randomBytes(16).toString('base64url');
     const exp = now + this.#ttlMs;
-    const wire: Wire = [VERSION, claims.pseudonym, normaliseHost(claims.host), claims.site ?? null, claims.ruleId, claims.url, claims.continueMinutes, nonce, exp];
+    const wire: Wire = [VERSION, claims.pseudonym, normaliseHost(claims.host), claims.site ?? null, claims.ruleId, claims.url, claims.continueMinutes, nonce, exp, claims.alternativeUrl ?? null];
     const payload = Buffer.from(JSON.stringify(wire), 'utf8');
     while (this.#outstanding.size >= this.#max) {
       const oldest = this.#outstanding.keys().next().value;
@@ -114,7 +116,7 @@ export class ContinueTokens {
     const wire = parseWire(payload);
     // A valid MAC over an unreadable payload means a bug or an old format: not a forgery.
     if (wire === undefined) return refuse('malformed');
-    const [, pseudonym, host, site, ruleId, url, continueMinutes, nonce, exp] = wire;
+    const [, pseudonym, host, site, ruleId, url, continueMinutes, nonce, exp, alternativeUrl] = wire;
     if (exp <= now) return refuse('expired');
     if (this.#redeemed.has(nonce)) return refuse('replayed');
     // Not outstanding and not redeemed: forgotten past the cap or issued before a restart.
@@ -128,7 +130,15 @@ export class ContinueTokens {
       if (oldest === undefined) break;
       this.#redeemed.delete(oldest);
     }
-    const claims: ContinueClaims = site === null ? { pseudonym, host, ruleId, url, continueMinutes } : { pseudonym, host, site, ruleId, url, continueMinutes };
+    const claims: ContinueClaims = {
+      pseudonym,
+      host,
+      ...(site === null ? {} : { site }),
+      ruleId,
+      url,
+      continueMinutes,
+      ...(alternativeUrl === null ? {} : { alternativeUrl }),
+    };
     return { ok: true, claims, expiresAt: exp };
   }
 
@@ -169,10 +179,11 @@ function parseWire(payload: Buffer): Wire | undefined {
   } catch {
     return undefined;
   }
-  if (!Array.isArray(value) || value.length !== 9 || value[0] !== VERSION) return undefined;
-  const [, pseudonym, host, site, ruleId, url, minutes, nonce, exp] = value as unknown[];
+  if (!Array.isArray(value) || value.length !== 10 || value[0] !== VERSION) return undefined;
+  const [, pseudonym, host, site, ruleId, url, minutes, nonce, exp, alternativeUrl] = value as unknown[];
   if (typeof pseudonym !== 'string' || typeof host !== 'string' || (site !== null && typeof site !== 'string')) return undefined;
   if (typeof ruleId !== 'string' || typeof url !== 'string' || typeof nonce !== 'string') return undefined;
   if (typeof minutes !== 'number' || typeof exp !== 'number') return undefined;
-  return [VERSION, pseudonym, host, site, ruleId, url, minutes, nonce, exp];
+  if (alternativeUrl !== null && typeof alternativeUrl !== 'string') return undefined;
+  return [VERSION, pseudonym, host, site, ruleId, url, minutes, nonce, exp, alternativeUrl];
 }

@@ -41,6 +41,13 @@ describe('ContinueTokens', () => {
     expect(r.ok && r.claims).toEqual(noSite);
   });
 
+  it('carries a signed alternative URL for suggest pages', () => {
+    const { t } = setup();
+    const withAlt = { ...claims, alternativeUrl: 'https://intranet.example/community' };
+    const r = t.redeem(t.issue(withAlt), alice);
+    expect(r.ok && r.claims).toEqual(withAlt);
+  });
+
   it('matches the host case-insensitively and ignores a trailing dot', () => {
     const { t } = setup();
     expect(t.redeem(t.issue(claims), { pseudonym: alice.pseudonym, host: 'WWW.LinkedIn.com.' }).ok).toBe(true);
