@@ -3,7 +3,7 @@
  */
 import type { NetworkSet } from '../net/cidr.js';
 import { normalizeHost } from './host.js';
-import type { DomainIndex , HostClassifier} from './host.js';
+import type { DomainIndex, HostClassifier } from './host.js';
 import type { CompiledSchedule } from './schedule.js';
 import type { SourcePosition } from './yaml-source.js';
 import type {
