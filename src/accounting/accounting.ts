@@ -1,0 +1,110 @@
+/**
+ * The proxy's account stage (src/proxy/account.ts) made real: each report feeds the UsageLedger
+ * (active minutes, quotas), the metrics and the access log. The proxy never waits on it and a
+ * fault here must never fail a request, so every entry point is guarded.
+ */
+import type { Accounting, PageEvent, RequestRecord, TunnelActivity } from '../proxy/account.js';
+import type { Pseudonym } from '../identity/pseudonym.js';
+import type { CompiledPolicy, UsageView } from '../policy/types.js';
+import type { Logger } from '../log/logger.js';
+import type { AccessLog } from '../log/access-log.js';
+import type { LeewayMetrics } from '../metrics/metrics.js';
+import type { UsageLedger } from './usage-ledger.js';
+
+export interface AccountingOptions {
+  /** The live policy; read per event so reloads apply at once. */
+  readonly policy: () => CompiledPolicy | undefined;
+  readonly ledger: UsageLedger;
+  readonly metrics: LeewayMetrics;
+  readonly accessLog?: AccessLog;
+  /** Where faults inside accounting are reported (they never reach the request). */
+  readonly logger?: Logger;
+  /** Epoch ms; only `usage()` needs it, to roll the day over before answering. Default Date.now. */
+  readonly clock?: () => number;
+}
+
+/**
+ * Actions whose requests count as active time: the person reached the site. A page shown
+ * instead (coach, suggest, block), a refused client or an origin error is not time on the site,
+ * and counting blocked retries would inflate the very leisure figures Leeway exists to report.
+ */
+const ACTIVE_ACTIONS: ReadonlySet<string> = new Set(['allow', 'readonly']);
+
+export function createAccounting(options: AccountingOptions): Accounting & { readonly ledger: UsageLedger } {
+  const { ledger, metrics, accessLog, logger } = options;
+  const clock = options.clock ?? Date.now;
+  let faults = 0;
+  const guard = (what: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (error) {
+      // Log the first few only: a systematic fault would otherwise log on every request.
+      faults += 1;
+      if (faults <= 5) logger?.error({ err: error, stage: 'account', what }, 'accounting fault (the request was not affected)');
+    }
+  };
+
+  const countActivity = (activity: { pseudonym: string; at: number; category: string | undefined; site: string | undefined; group: string | undefined }): void => {
+    const result = ledger.record(activity);
+    if (result.siteMinute) metrics.activeMinute(activity.category, activity.site, activity.group);
+    if (result.browsingMinute) metrics.browsingMinute(activity.group);
+  };
+
+  return {
+    ledger,
+
+    usage(pseudonym: Pseudonym): UsageView {
+      ledger.advance(clock());
+      return ledger.usageView(pseudonym);
+    },
+
+    requestDone(record: RequestRecord): void {
+      guard('requestDone', () => {
+        metrics.request(record.category, record.site, record.action);
+        if (ACTIVE_ACTIONS.has(record.action)) countActivity(record);
+        else ledger.advance(record.at);
+        // Tunnel and WebSocket bytes arrive through tunnelBytes() as they flow; counting the
+        // record's totals as well would count them twice.
+        if (record.kind === 'http' || record.kind === 'https') {
+          metrics.bytes(record.category, 'client-to-origin', record.bytesIn);
+          metrics.bytes(record.category, 'origin-to-client', record.bytesOut);
+          metrics.requestDuration(record.kind, record.durationMs / 1000);
+        }
+        const quota = record.quota;
+        if (quota?.exhausted === true && ledger.quotaExhausted(record.pseudonym, quota.scope, record.at)) {
+          metrics.quotaExhausted(quota.scope.kind === 'category' ? quota.scope.name : record.category);
+        }
+        accessLog?.write({
+          category: metrics.categoryLabel(record.category),
+          site: metrics.siteLabel(record.site),
+          action: record.action,
+          status: record.status,
+          bytesIn: record.bytesIn,
+          bytesOut: record.bytesOut,
+          durationMs: Math.round(record.durationMs),
+          kind: record.kind,
+          pseudonym: record.pseudonym,
+        });
+      });
+    },
+
+    tunnelBytes(record: TunnelActivity): void {
+      guard('tunnelBytes', () => {
+        metrics.bytes(record.category, record.direction, record.bytes);
+        // Only what the person sends is activity: an origin pushing to a background tab is not.
+        if (record.direction === 'client-to-origin' && record.bytes > 0) countActivity(record);
+      });
+    },
+
+    pageEvent(event: PageEvent): void {
+      guard('pageEvent', () => {
+        metrics.page(event.page, event.category, event.outcome);
+        ledger.pageEvent(event.page, event.outcome, event.at);
+        if (event.purpose !== undefined) {
+          metrics.purpose(event.category, event.purpose);
+          ledger.purposeAnswer(event.purpose, event.at);
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,325 @@
+/**
+ * Leeway's Prometheus metrics (issue 5, item 3) on a registry of our own, never prom-client's
+ * global one, so two proxies in one process (tests, embedders) never share series.
+ *
+ * Every label value comes from a bounded set: category, site and group names from the loaded
+ * policy (anything else is `other`), and fixed enums for the rest. A group is named only while
+ * at least `settings.anonymity.minGroupSize` distinct people of it were active today; smaller
+ * groups fold into `other` so nobody can be singled out (PRODUCT.md, privacy rule 4).
+ * Counters grow as events come; the gauges that describe "today" are computed from the
+ * UsageLedger at scrape time.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ERROR_CODES } from '../errors.js';
+import type { LeewayErrorCode } from '../errors.js';
+import type { CompiledPolicy } from '../policy/types.js';
+import type { UsageLedger } from '../accounting/usage-ledger.js';
+
+export const OTHER = 'other';
+const DEFAULT_MIN_GROUP_SIZE = 5;
+
+export const ACTION_LABELS = ['allow', 'coach', 'suggest', 'readonly', 'block', 'refused', 'error'] as const;
+export const PAGE_LABELS = ['coach', 'suggest', 'block', 'readonly'] as const;
+export const OUTCOME_LABELS = ['shown', 'continued', 'alternative'] as const;
+export const PURPOSE_LABELS = ['business', 'break', 'unsaid'] as const;
+export const DIRECTION_LABELS = ['client-to-origin', 'origin-to-client'] as const;
+export const CONNECTION_KIND_LABELS = ['http', 'https', 'tunnel', 'websocket', 'admin'] as const;
+export const REQUEST_KIND_LABELS = ['http', 'https'] as const;
+export const HANDSHAKE_FAILURE_LABELS = ['unknown-ca', 'protocol', 'timeout', 'reset'] as const;
+export const RELOAD_RESULTS = ['success', 'failure'] as const;
+
+export type ActionLabel = (typeof ACTION_LABELS)[number];
+export type PageLabel = (typeof PAGE_LABELS)[number];
+export type OutcomeLabel = (typeof OUTCOME_LABELS)[number];
+export type PurposeLabel = (typeof PURPOSE_LABELS)[number];
+export type DirectionLabel = (typeof DIRECTION_LABELS)[number];
+export type ConnectionKindLabel = (typeof CONNECTION_KIND_LABELS)[number];
+export type RequestKindLabel = (typeof REQUEST_KIND_LABELS)[number];
+export type HandshakeFailureLabel = (typeof HANDSHAKE_FAILURE_LABELS)[number];
+export type ReloadResult = (typeof RELOAD_RESULTS)[number];
+
+/** Request durations from sub-millisecond cache hits to a slow origin's full minute. */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export interface MetricsOptions {
+  /** The live policy (it changes on reload); undefined before the first load folds everything into `other`. */
+  readonly policy: () => CompiledPolicy | undefined;
+  readonly ledger: UsageLedger;
+  /** prom-client's process metrics (CPU, memory, event loop lag). Default true. */
+  readonly defaultMetrics?: boolean;
+}
+
+interface PolicyNames {
+  readonly categories: ReadonlySet<string>;
+  readonly sites: ReadonlySet<string>;
+  readonly groups: ReadonlySet<string>;
+}
+
+export class LeewayMetrics {
+  readonly registry = new Registry();
+  readonly #policy: () => CompiledPolicy | undefined;
+  readonly #ledger: UsageLedger;
+  readonly #names = new WeakMap<CompiledPolicy, PolicyNames>();
+  #certificateCacheSize: () => number = () => 0;
+
+  readonly #requests: Counter<'category' | 'site' | 'action'>;
+  readonly #activeMinutes: Counter<'category' | 'site' | 'group'>;
+  readonly #browsingMinutes: Counter<'group'>;
+  readonly #pages: Counter<'page' | 'category' | 'outcome'>;
+  readonly #purposes: Counter<'category' | 'purpose'>;
+  readonly #quotaExhausted: Counter<'category'>;
+  readonly #bytes: Counter<'category' | 'direction'>;
+  readonly #duration: Histogram<'kind'>;
+  readonly #openConnections: Gauge<'kind'>;
+  readonly #upstreamErrors: Counter<'code'>;
+  readonly #certificatesMinted: Counter;
+  readonly #handshakeFailures: Counter<'reason'>;
+  readonly #reloads: Counter<'result'>;
+
+  constructor(options: MetricsOptions) {
+    this.#policy = options.policy;
+    this.#ledger = options.ledger;
+    const registers = [this.registry];
+
+    this.#requests = new Counter({
+      name: 'leeway_requests_total',
+      help: 'Requests handled, by category, site named in the policy (else other) and action taken.',
+      labelNames: ['category', 'site', 'action'],
+      registers,
+    });
+    this.#activeMinutes = new Counter({
+      name: 'leeway_active_minutes_total',
+      help: 'Person-minutes of activity on a site: a person counts once per clock minute in which they sent a request (or tunnel bytes) to it.',
+      labelNames: ['category', 'site', 'group'],
+      registers,
+    });
+    this.#browsingMinutes = new Counter({
+      name: 'leeway_browsing_minutes_total',
+      help: 'Person-minutes with any browsing at all, each minute counted once however many sites it touched.',
+      labelNames: ['group'],
+      registers,
+    });
+    const peopleActive: Gauge<'category' | 'group'> = new Gauge({
+      name: 'leeway_people_active',
+      help: 'Distinct people active today (local day in the policy time zone) per category and group.',
+      labelNames: ['category', 'group'],
+      registers,
+      collect: (): void => {
+        peopleActive.reset();
+        for (const row of this.#ledger.peopleByCategoryAndGroup()) {
+          peopleActive.inc({ category: this.categoryLabel(row.category), group: this.groupLabel(row.group) }, row.people);
+        }
+      },
+    });
+    const dailyMinutesPeople: Gauge<'category' | 'band'> = new Gauge({
+      name: 'leeway_daily_minutes_people',
+      help: 'People active today per category, by band of daily minutes in that category (0-15, 15-30, 30-60, 60-120, 120+).',
+      labelNames: ['category', 'band'],
+      registers,
+      collect: (): void => {
+        dailyMinutesPeople.reset();
+        for (const row of this.#ledger.peopleByBand()) {
+          dailyMinutesPeople.inc({ category: this.categoryLabel(row.category), band: row.band }, row.people);
+        }
+      },
+    });
+    this.#pages = new Counter({
+      name: 'leeway_pages_total',
+      help: 'Coach, suggest, block and readonly pages: shown, continued past, or alternative taken.',
+      labelNames: ['page', 'category', 'outcome'],
+      registers,
+    });
+    this.#purposes = new Counter({
+      name: 'leeway_purpose_answers_total',
+      help: 'Answers to "What is this visit for?" on coach pages.',
+      labelNames: ['category', 'purpose'],
+      registers,
+    });
+    this.#quotaExhausted = new Counter({
+      name: 'leeway_quota_exhausted_total',
+      help: 'Daily quotas used up: once per person, quota scope and day.',
+      labelNames: ['category'],
+      registers,
+    });
+    this.#bytes = new Counter({
+      name: 'leeway_bytes_total',
+      help: 'Body and tunnel bytes relayed, by category and direction.',
+      labelNames: ['category', 'direction'],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: 'leeway_http_request_duration_seconds',
+      help: 'Time from a request reaching the proxy to the end of its response, for forwarded and intercepted HTTP.',
+      labelNames: ['kind'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.#openConnections = new Gauge({
+      name: 'leeway_open_connections',
+      help: 'Connections open now, by kind.',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.#upstreamErrors = new Counter({
+      name: 'leeway_upstream_errors_total',
+      help: 'Origin failures by Leeway error code (LEEWAY_ERR_*).',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#certificatesMinted = new Counter({
+      name: 'leeway_tls_certificates_minted_total',
+      help: 'Leaf certificates minted for interception.',
+      registers,
+    });
+    const certificateCacheEntries: Gauge = new Gauge({
+      name: 'leeway_tls_certificate_cache_entries',
+      help: 'Leaf certificates held in the interception cache.',
+      registers,
+      collect: (): void => {
+        certificateCacheEntries.set(this.#certificateCacheSize());
+      },
+    });
+    this.#handshakeFailures = new Counter({
+      name: 'leeway_tls_client_handshake_failures_total',
+      help: 'TLS handshakes with clients that failed during interception, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#reloads = new Counter({
+      name: 'leeway_policy_reloads_total',
+      help: 'Policy reloads, by result (a failed reload keeps the previous policy).',
+      labelNames: ['result'],
+      registers,
+    });
+    const policyInfo: Gauge<'hash'> = new Gauge({
+      name: 'leeway_policy_info',
+      help: 'The loaded policy, by content hash (always 1).',
+      labelNames: ['hash'],
+      registers,
+      collect: (): void => {
+        policyInfo.reset();
+        const policy = this.#policy();
+        if (policy !== undefined) policyInfo.set({ hash: policy.hash }, 1);
+      },
+    });
+
+    // Start every enum-labelled counter at zero so rate() and dashboards see the series at once.
+    for (const result of RELOAD_RESULTS) this.#reloads.inc({ result }, 0);
+    for (const reason of [...HANDSHAKE_FAILURE_LABELS, OTHER]) this.#handshakeFailures.inc({ reason }, 0);
+    for (const kind of CONNECTION_KIND_LABELS) this.#openConnections.set({ kind }, 0);
+    this.#certificatesMinted.inc(0);
+
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text for `/metrics`. */
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  // --- label folding -------------------------------------------------------------------------
+
+  categoryLabel(name: string | undefined): string {
+    return name !== undefined && this.#policyNames()?.categories.has(name) === true ? name : OTHER;
+  }
+
+  siteLabel(name: string | undefined): string {
+    return name !== undefined && this.#policyNames()?.sites.has(name) === true ? name : OTHER;
+  }
+
+  /** A group's name only while it had at least minGroupSize distinct active people today. */
+  groupLabel(name: string | undefined): string {
+    if (name === undefined) return OTHER;
+    const policy = this.#policy();
+    if (policy === undefined || this.#policyNames()?.groups.has(name) !== true) return OTHER;
+    const k = policy.settings.anonymity.minGroupSize ?? DEFAULT_MIN_GROUP_SIZE;
+    return this.#ledger.groupPeopleToday(name) >= k ? name : OTHER;
+  }
+
+  // --- usage events (the accounting module calls these) -------------------------------------
+
+  request(category: string | undefined, site: string | undefined, action: string): void {
+    this.#requests.inc({ category: this.categoryLabel(category), site: this.siteLabel(site), action: oneOf(ACTION_LABELS, action) });
+  }
+
+  activeMinute(category: string | undefined, site: string | undefined, group: string | undefined): void {
+    this.#activeMinutes.inc({ category: this.categoryLabel(category), site: this.siteLabel(site), group: this.groupLabel(group) });
+  }
+
+  browsingMinute(group: string | undefined): void {
+    this.#browsingMinutes.inc({ group: this.groupLabel(group) });
+  }
+
+  page(page: string, category: string | undefined, outcome: string): void {
+    this.#pages.inc({ page: oneOf(PAGE_LABELS, page), category: this.categoryLabel(category), outcome: oneOf(OUTCOME_LABELS, outcome) });
+  }
+
+  purpose(category: string | undefined, purpose: string): void {
+    this.#purposes.inc({ category: this.categoryLabel(category), purpose: oneOf(PURPOSE_LABELS, purpose) });
+  }
+
+  quotaExhausted(category: string | undefined): void {
+    this.#quotaExhausted.inc({ category: this.categoryLabel(category) });
+  }
+
+  bytes(category: string | undefined, direction: DirectionLabel, bytes: number): void {
+    if (!(bytes > 0)) return;
+    this.#bytes.inc({ category: this.categoryLabel(category), direction: oneOf(DIRECTION_LABELS, direction) }, bytes);
+  }
+
+  // --- operations hooks ----------------------------------------------------------------------
+
+  requestDuration(kind: RequestKindLabel, seconds: number): void {
+    if (!(seconds >= 0)) return;
+    this.#duration.observe({ kind: oneOf(REQUEST_KIND_LABELS, kind) }, seconds);
+  }
+
+  connectionOpened(kind: ConnectionKindLabel): void {
+    this.#openConnections.inc({ kind: oneOf(CONNECTION_KIND_LABELS, kind) });
+  }
+
+  connectionClosed(kind: ConnectionKindLabel): void {
+    this.#openConnections.dec({ kind: oneOf(CONNECTION_KIND_LABELS, kind) });
+  }
+
+  upstreamError(code: LeewayErrorCode): void {
+    this.#upstreamErrors.inc({ code: Object.hasOwn(ERROR_CODES, code) ? code : 'LEEWAY_ERR_UPSTREAM' });
+  }
+
+  certificateMinted(): void {
+    this.#certificatesMinted.inc();
+  }
+
+  /** Where the TLS engineer's certificate store reports its size; read at scrape time. */
+  setCertificateCacheSize(size: () => number): void {
+    this.#certificateCacheSize = size;
+  }
+
+  handshakeFailure(reason: HandshakeFailureLabel | string): void {
+    this.#handshakeFailures.inc({ reason: oneOf(HANDSHAKE_FAILURE_LABELS, reason) });
+  }
+
+  policyReload(result: ReloadResult): void {
+    this.#reloads.inc({ result: oneOf(RELOAD_RESULTS, result) });
+  }
+
+  #policyNames(): PolicyNames | undefined {
+    const policy = this.#policy();
+    if (policy === undefined) return undefined;
+    let names = this.#names.get(policy);
+    if (names === undefined) {
+      names = { categories: new Set(policy.categoryNames), sites: new Set(policy.siteNames), groups: new Set(policy.groupNames) };
+      this.#names.set(policy, names);
+    }
+    return names;
+  }
+}
+
+/** The value itself when it is one of the enum's members, else `other`: a label can never carry free text. */
+function oneOf<T extends string>(allowed: readonly T[], value: string): T | typeof OTHER {
+  return (allowed as readonly string[]).includes(value) ? (value as T) : OTHER;
+}

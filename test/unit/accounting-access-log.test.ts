@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { createAccessLog, fieldsFor, pickAccessFields } from '../../src/log/access-log.js';
+import type { AccessEntry } from '../../src/log/access-log.js';
+import { createLogger } from '../../src/log/logger.js';
+import type { AccessLogMode } from '../../src/policy/types.js';
+
+const entry: AccessEntry = {
+  category: 'social-leisure', site: 'facebook', action: 'allow', status: 200,
+  bytesIn: 12, bytesOut: 3456, durationMs: 7, kind: 'https', pseudonym: 'PSEUDO123',
+};
+
+function capture(mode: () => AccessLogMode) {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+  return { lines, log: createAccessLog({ mode, logger }) };
+}
+
+const ENVELOPE = ['level', 'time', 'service', 'log', 'msg'];
+
+describe('access log modes', () => {
+  const cases: { mode: AccessLogMode; accessLines: number; keys: string[]; warning: boolean }[] = [
+    { mode: 'aggregate-only', accessLines: 0, keys: [], warning: false },
+    { mode: 'anonymous', accessLines: 1, keys: ['category', 'site', 'action', 'status', 'bytesIn', 'bytesOut', 'durationMs', 'kind'], warning: false },
+    { mode: 'pseudonymous', accessLines: 1, keys: ['category', 'site', 'action', 'status', 'bytesIn', 'bytesOut', 'durationMs', 'kind', 'pseudonym'], warning: true },
+  ];
+  it.each(cases)('$mode', ({ mode, accessLines, keys, warning }) => {
+    const { lines, log } = capture(() => mode);
+    log.write(entry);
+    const access = lines.filter((line) => line.msg === 'access');
+    const warnings = lines.filter((line) => line.level === 'warn');
+    expect(access).toHaveLength(accessLines);
+    expect(warnings).toHaveLength(warning ? 1 : 0);
+    for (const line of access) {
+      expect(Object.keys(line).sort()).toEqual([...ENVELOPE, ...keys].sort());
+      expect(line.site).toBe('facebook');
+      expect(typeof line.time).toBe('string');
+    }
+  });
+
+  it('copies only allowed fields, whatever else the object carries', () => {
+    const sneaky = { ...entry, user: 'alice', clientIp: '127.0.0.5', path: '/secret', host: 'www.facebook.test' } as AccessEntry;
+    const picked = pickAccessFields(sneaky, fieldsFor('pseudonymous'));
+    expect(Object.keys(picked).sort()).toEqual(['action', 'bytesIn', 'bytesOut', 'category', 'durationMs', 'kind', 'pseudonym', 'site', 'status']);
+    const { lines, log } = capture(() => 'anonymous');
+    log.write(sneaky);
+    const text = JSON.stringify(lines);
+    for (const secret of ['alice', '127.0.0.5', '/secret', 'www.facebook.test', 'PSEUDO123']) expect(text).not.toContain(secret);
+  });
+
+  it('follows a policy reload into pseudonymous mode with a warning', () => {
+    let mode: AccessLogMode = 'anonymous';
+    const { lines, log } = capture(() => mode);
+    log.write(entry);
+    mode = 'pseudonymous';
+    log.write(entry);
+    log.write(entry);
+    expect(lines.filter((line) => line.level === 'warn')).toHaveLength(1);
+    expect(lines.filter((line) => line.msg === 'access').map((line) => line.pseudonym)).toEqual([undefined, 'PSEUDO123', 'PSEUDO123']);
+    expect(log.mode).toBe('pseudonymous');
+  });
+});

@@ -1,0 +1,158 @@
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createAccounting } from '../../src/accounting/accounting.js';
+import { UsageLedger } from '../../src/accounting/usage-ledger.js';
+import type { Pseudonym } from '../../src/identity/pseudonym.js';
+import { createAccessLog } from '../../src/log/access-log.js';
+import { createLogger } from '../../src/log/logger.js';
+import { LeewayMetrics } from '../../src/metrics/metrics.js';
+import { decide, loadPolicy } from '../../src/policy/index.js';
+import type { CompiledPolicy } from '../../src/policy/index.js';
+import type { RequestRecord, TunnelActivity } from '../../src/proxy/account.js';
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/accounting-policy', import.meta.url));
+let policy: CompiledPolicy;
+beforeAll(async () => {
+  const loaded = await loadPolicy(FIXTURE);
+  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.message).join('\n'));
+  policy = loaded.policy;
+});
+
+// Monday 2026-06-15, 10:00 in Paris.
+const T0 = Date.parse('2026-06-15T08:00:00Z');
+const P1 = 'pseudo-one' as Pseudonym;
+
+function setup(now: () => number = () => T0) {
+  const ledger = new UsageLedger({ timeZone: policy.settings.timeZone, categoryKind: (c) => policy.categoryKinds[c] ?? 'other' });
+  const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics: false });
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+  const accessLog = createAccessLog({ mode: () => 'anonymous', logger });
+  const accounting = createAccounting({ policy: () => policy, ledger, metrics, accessLog, logger, clock: now });
+  return { ledger, metrics, accounting, lines };
+}
+
+/** Series value from the exposition text, 0 when absent. */
+async function value(metrics: LeewayMetrics, series: string): Promise<number> {
+  const text = await metrics.metrics();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  return 0;
+}
+
+function request(overrides: Partial<RequestRecord> = {}): RequestRecord {
+  return {
+    at: T0, kind: 'http', pseudonym: P1, group: 'sales', category: 'social-leisure', site: 'facebook',
+    ruleId: 'social-budget', action: 'allow', status: 200, bytesIn: 10, bytesOut: 1000, durationMs: 12, ...overrides,
+  };
+}
+
+function tunnel(overrides: Partial<TunnelActivity> = {}): TunnelActivity {
+  return {
+    at: T0, kind: 'tunnel', pseudonym: P1, group: 'sales', category: 'social-leisure', site: 'facebook',
+    direction: 'client-to-origin', bytes: 500, ...overrides,
+  };
+}
+
+describe('tunnel activity', () => {
+  const cases: { name: string; reports: Partial<TunnelActivity>[]; minutes: number }[] = [
+    { name: 'client-to-origin bytes count a minute', reports: [{}], minutes: 1 },
+    { name: 'origin-to-client bytes alone never count (background keep-alive)', reports: [{ direction: 'origin-to-client' }, { direction: 'origin-to-client', at: T0 + 120_000 }], minutes: 0 },
+    { name: 'zero client bytes do not count', reports: [{ bytes: 0 }], minutes: 0 },
+    { name: 'a long tunnel counts each minute the person sent something', reports: [{}, { at: T0 + 30_000 }, { at: T0 + 60_000 }, { at: T0 + 180_000, direction: 'origin-to-client' }, { at: T0 + 240_000 }], minutes: 3 },
+    { name: 'a WebSocket counts like a tunnel', reports: [{ kind: 'websocket' }, { kind: 'websocket', at: T0 + 60_000 }], minutes: 2 },
+  ];
+  it.each(cases)('$name', async ({ reports, minutes }) => {
+    const { accounting, metrics } = setup();
+    for (const report of reports) accounting.tunnelBytes(tunnel(report));
+    expect(accounting.usage(P1).minutesUsedToday({ kind: 'site', name: 'facebook' })).toBe(minutes);
+    expect(await value(metrics, 'leeway_active_minutes_total{category="social-leisure",site="facebook",group="other"}')).toBe(minutes);
+  });
+
+  it('counts tunnel bytes by direction, and not a second time from the tunnel record', async () => {
+    const { accounting, metrics } = setup();
+    accounting.tunnelBytes(tunnel({ bytes: 300 }));
+    accounting.tunnelBytes(tunnel({ bytes: 7000, direction: 'origin-to-client' }));
+    accounting.requestDone(request({ kind: 'tunnel', bytesIn: 300, bytesOut: 7000 }));
+    expect(await value(metrics, 'leeway_bytes_total{category="social-leisure",direction="client-to-origin"}')).toBe(300);
+    expect(await value(metrics, 'leeway_bytes_total{category="social-leisure",direction="origin-to-client"}')).toBe(7000);
+  });
+});
+
+describe('requests', () => {
+  const cases: { action: RequestRecord['action']; minutes: number }[] = [
+    { action: 'allow', minutes: 1 },
+    { action: 'readonly', minutes: 1 },
+    { action: 'coach', minutes: 0 },
+    { action: 'suggest', minutes: 0 },
+    { action: 'block', minutes: 0 },
+    { action: 'refused', minutes: 0 },
+    { action: 'error', minutes: 0 },
+  ];
+  it.each(cases)('$action: counted as a request, $minutes active minute(s)', async ({ action, minutes }) => {
+    const { accounting, metrics } = setup();
+    accounting.requestDone(request({ action }));
+    expect(await value(metrics, `leeway_requests_total{category="social-leisure",site="facebook",action="${action}"}`)).toBe(1);
+    expect(accounting.usage(P1).minutesUsedToday({ kind: 'category', name: 'social-leisure' })).toBe(minutes);
+    expect(await value(metrics, 'leeway_browsing_minutes_total{group="other"}')).toBe(minutes);
+  });
+
+  it('feeds bytes and the duration histogram for HTTP', async () => {
+    const { accounting, metrics } = setup();
+    accounting.requestDone(request({ kind: 'https', durationMs: 30 }));
+    expect(await value(metrics, 'leeway_bytes_total{category="social-leisure",direction="origin-to-client"}')).toBe(1000);
+    expect(await value(metrics, 'leeway_http_request_duration_seconds_count{kind="https"}')).toBe(1);
+    expect(await value(metrics, 'leeway_http_request_duration_seconds_bucket{le="0.025",kind="https"}')).toBe(0);
+    expect(await value(metrics, 'leeway_http_request_duration_seconds_bucket{le="0.05",kind="https"}')).toBe(1);
+  });
+
+  it('never lets a fault reach the proxy', () => {
+    const { accounting, lines } = setup();
+    const broken = request({ at: Number.NaN });
+    expect(() => accounting.requestDone(broken)).not.toThrow();
+    expect(lines.filter((line) => line.stage === 'account')).toHaveLength(1);
+  });
+});
+
+describe('quota exhaustion through decide()', () => {
+  it('allows while minutes are left, then applies the used-up action, counted once per person and day', async () => {
+    let now = T0;
+    const { accounting, metrics } = setup(() => now);
+    const actions: string[] = [];
+    // One request per minute for 6 minutes; the fixture's budget is 3 minutes then coach.
+    for (let minute = 0; minute < 6; minute += 1) {
+      now = T0 + minute * 60_000;
+      const decision = decide({ host: 'www.facebook.test', group: 'sales' }, policy, now, accounting.usage(P1));
+      actions.push(decision.action.kind);
+      accounting.requestDone(request({ at: now, action: decision.action.kind === 'coach' ? 'coach' : 'allow', quota: decision.quota }));
+    }
+    expect(actions).toEqual(['allow', 'allow', 'allow', 'coach', 'coach', 'coach']);
+    expect(await value(metrics, 'leeway_quota_exhausted_total{category="social-leisure"}')).toBe(1);
+
+    // The next local day starts afresh.
+    now = Date.parse('2026-06-16T08:00:00Z');
+    const decision = decide({ host: 'www.facebook.test', group: 'sales' }, policy, now, accounting.usage(P1));
+    expect(decision.action.kind).toBe('allow');
+    expect(decision.quota?.minutesUsed).toBe(0);
+  });
+});
+
+describe('pages and purpose answers', () => {
+  it('counts pages by kind and outcome, and purpose answers', async () => {
+    const { accounting, metrics, ledger } = setup();
+    const base = { at: T0, pseudonym: P1, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'social-budget' } as const;
+    accounting.pageEvent({ ...base, page: 'coach', outcome: 'shown' });
+    accounting.pageEvent({ ...base, page: 'coach', outcome: 'continued', purpose: 'break' });
+    accounting.pageEvent({ ...base, page: 'coach', outcome: 'continued', purpose: 'unsaid' });
+    accounting.pageEvent({ ...base, page: 'suggest', outcome: 'alternative' });
+    expect(await value(metrics, 'leeway_pages_total{page="coach",category="social-leisure",outcome="shown"}')).toBe(1);
+    expect(await value(metrics, 'leeway_pages_total{page="coach",category="social-leisure",outcome="continued"}')).toBe(2);
+    expect(await value(metrics, 'leeway_pages_total{page="suggest",category="social-leisure",outcome="alternative"}')).toBe(1);
+    expect(await value(metrics, 'leeway_purpose_answers_total{category="social-leisure",purpose="break"}')).toBe(1);
+    expect(await value(metrics, 'leeway_purpose_answers_total{category="social-leisure",purpose="unsaid"}')).toBe(1);
+    const summary = ledger.todaySummary(T0);
+    expect(summary.pages.coach).toEqual({ shown: 1, continued: 2, alternative: 0 });
+    expect(summary.purposeAnswers).toEqual({ business: 0, break: 1, unsaid: 1 });
+  });
+});

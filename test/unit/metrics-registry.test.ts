@@ -1,0 +1,238 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { register as globalRegistry } from 'prom-client';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createAccounting } from '../../src/accounting/accounting.js';
+import { UsageLedger } from '../../src/accounting/usage-ledger.js';
+import type { Pseudonym } from '../../src/identity/pseudonym.js';
+import { LeewayMetrics } from '../../src/metrics/metrics.js';
+import { loadPolicy } from '../../src/policy/index.js';
+import type { CompiledPolicy } from '../../src/policy/index.js';
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/accounting-policy', import.meta.url));
+let policy: CompiledPolicy;
+beforeAll(async () => {
+  const loaded = await loadPolicy(FIXTURE);
+  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.message).join('\n'));
+  policy = loaded.policy;
+});
+
+const T0 = Date.parse('2026-06-15T08:00:00Z');
+
+function setup(defaultMetrics = false) {
+  const ledger = new UsageLedger({ timeZone: policy.settings.timeZone, categoryKind: (c) => policy.categoryKinds[c] ?? 'other' });
+  const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics });
+  const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => T0 });
+  return { ledger, metrics, accounting };
+}
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+const LABEL = '[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\["\\\\n])*"';
+const SAMPLE = new RegExp(`^(${NAME})(?:\\{((?:${LABEL})(?:,${LABEL})*)?,?\\})? (-?[0-9]+(?:\\.[0-9]+)?(?:e[+-]?[0-9]+)?|[Nn]a[Nn]|\\+Inf|-Inf)(?: -?[0-9]+)?$`);
+const COMMENT = new RegExp(`^# (?:HELP ${NAME} .*|TYPE ${NAME} (?:counter|gauge|histogram|summary|untyped))$`);
+
+/** Parse Prometheus text exposition back; throws on any line that is neither a comment nor a sample. */
+function parseExposition(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      if (!COMMENT.test(line)) throw new Error(`bad comment line: ${line}`);
+      continue;
+    }
+    const match = SAMPLE.exec(line);
+    if (match === null) throw new Error(`bad sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1] ?? ''] = pair[2] ?? '';
+    samples.push({ name: match[1] ?? '', labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+async function samples(metrics: LeewayMetrics): Promise<Sample[]> {
+  return parseExposition(await metrics.metrics());
+}
+
+describe('registry', () => {
+  const expected: [string, string, string[]][] = [
+    ['leeway_requests_total', 'counter', ['category', 'site', 'action']],
+    ['leeway_active_minutes_total', 'counter', ['category', 'site', 'group']],
+    ['leeway_browsing_minutes_total', 'counter', ['group']],
+    ['leeway_people_active', 'gauge', ['category', 'group']],
+    ['leeway_daily_minutes_people', 'gauge', ['category', 'band']],
+    ['leeway_pages_total', 'counter', ['page', 'category', 'outcome']],
+    ['leeway_purpose_answers_total', 'counter', ['category', 'purpose']],
+    ['leeway_quota_exhausted_total', 'counter', ['category']],
+    ['leeway_bytes_total', 'counter', ['category', 'direction']],
+    ['leeway_http_request_duration_seconds', 'histogram', ['kind']],
+    ['leeway_open_connections', 'gauge', ['kind']],
+    ['leeway_upstream_errors_total', 'counter', ['code']],
+    ['leeway_tls_certificates_minted_total', 'counter', []],
+    ['leeway_tls_certificate_cache_entries', 'gauge', []],
+    ['leeway_tls_client_handshake_failures_total', 'counter', ['reason']],
+    ['leeway_policy_reloads_total', 'counter', ['result']],
+    ['leeway_policy_info', 'gauge', ['hash']],
+  ];
+
+  it.each(expected)('%s is a %s with labels %j', async (name, type, labels) => {
+    const { metrics, accounting } = setup();
+    // One event of each kind so every labelled series exists.
+    const p = 'p' as Pseudonym;
+    accounting.requestDone({ at: T0, kind: 'http', pseudonym: p, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'r', action: 'allow', status: 200, bytesIn: 1, bytesOut: 1, durationMs: 1 });
+    accounting.pageEvent({ at: T0, pseudonym: p, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'r', page: 'coach', outcome: 'continued', purpose: 'business' });
+    accounting.requestDone({ at: T0, kind: 'http', pseudonym: p, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'r', action: 'coach', status: 200, bytesIn: 1, bytesOut: 1, durationMs: 1, quota: { scope: { kind: 'category', name: 'social-leisure' }, minutesPerDay: 0, minutesUsed: 0, minutesLeft: 0, exhausted: true } });
+    metrics.upstreamError('LEEWAY_ERR_UPSTREAM_REFUSED');
+    const text = await metrics.metrics();
+    expect(text).toContain(`# TYPE ${name} ${type}\n`);
+    const found = (await samples(metrics)).filter((s) => s.name === name || s.name.startsWith(`${name}_`));
+    expect(found.length).toBeGreaterThan(0);
+    for (const sample of found) expect(Object.keys(sample.labels).filter((l) => l !== 'le').sort()).toEqual([...labels].sort());
+  });
+
+  it('uses its own registry, never the global one, and includes process metrics when asked', async () => {
+    const { metrics } = setup(true);
+    expect(metrics.registry).not.toBe(globalRegistry);
+    expect(await globalRegistry.metrics()).not.toContain('leeway_');
+    const names = new Set((await samples(metrics)).map((s) => s.name));
+    expect(names.has('process_cpu_user_seconds_total')).toBe(true);
+    expect(names.has('nodejs_eventloop_lag_seconds')).toBe(true);
+    expect(metrics.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+
+  it('the scrape parses back as exposition format', async () => {
+    const { metrics, accounting } = setup(true);
+    for (let i = 0; i < 20; i += 1) {
+      accounting.requestDone({ at: T0 + i * 60_000, kind: 'https', pseudonym: `p${i}` as Pseudonym, group: i % 2 === 0 ? 'sales' : 'lab', category: 'social-leisure', site: 'youtube', ruleId: 'r', action: 'allow', status: 200, bytesIn: 1, bytesOut: 2, durationMs: i });
+    }
+    const parsed = await samples(metrics);
+    expect(parsed.length).toBeGreaterThan(50);
+    expect(() => parseExposition('leeway_x{user="a" 1')).toThrow();
+    // Prometheus' own parser agrees: promtool reads it and only lints names we were asked for
+    // (issue 5 names minutes, not seconds) and prom-client's own process metrics.
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: await metrics.metrics(), encoding: 'utf8' });
+    const problems = `${check.stdout}${check.stderr}`.split('\n').filter((line) => line !== '');
+    const accepted = /^(leeway_(active|browsing|daily)_minutes\S* use base unit "seconds" instead of "minutes"|nodejs_\S+_total non-counter metrics should not have "_total" suffix)$/;
+    expect(check.error).toBeUndefined();
+    expect(problems.filter((line) => !accepted.test(line))).toEqual([]);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(() => parseExposition('leeway_x 1 2 3')).toThrow();
+  });
+
+  it('reports the policy hash and reload results', async () => {
+    const { metrics } = setup();
+    metrics.policyReload('success');
+    metrics.policyReload('failure');
+    metrics.policyReload('failure');
+    const all = await samples(metrics);
+    expect(all.filter((s) => s.name === 'leeway_policy_info')).toEqual([{ name: 'leeway_policy_info', labels: { hash: policy.hash }, value: 1 }]);
+    expect(all.find((s) => s.name === 'leeway_policy_reloads_total' && s.labels.result === 'failure')?.value).toBe(2);
+  });
+
+  it('operations hooks: connections, certificates, handshakes, upstream errors', async () => {
+    const { metrics } = setup();
+    let cacheSize = 0;
+    metrics.setCertificateCacheSize(() => cacheSize);
+    metrics.connectionOpened('tunnel');
+    metrics.connectionOpened('tunnel');
+    metrics.connectionClosed('tunnel');
+    metrics.certificateMinted();
+    cacheSize = 7;
+    metrics.handshakeFailure('unknown-ca');
+    metrics.handshakeFailure('anything free-form');
+    metrics.upstreamError('LEEWAY_ERR_UPSTREAM_TIMEOUT');
+    metrics.upstreamError('NOT_A_CODE' as 'LEEWAY_ERR_UPSTREAM');
+    const all = await samples(metrics);
+    const get = (name: string, labels: Record<string, string> = {}): number | undefined =>
+      all.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    expect(get('leeway_open_connections', { kind: 'tunnel' })).toBe(1);
+    expect(get('leeway_tls_certificates_minted_total')).toBe(1);
+    expect(get('leeway_tls_certificate_cache_entries')).toBe(7);
+    expect(get('leeway_tls_client_handshake_failures_total', { reason: 'unknown-ca' })).toBe(1);
+    expect(get('leeway_tls_client_handshake_failures_total', { reason: 'other' })).toBe(1);
+    expect(get('leeway_upstream_errors_total', { code: 'LEEWAY_ERR_UPSTREAM_TIMEOUT' })).toBe(1);
+    expect(get('leeway_upstream_errors_total', { code: 'LEEWAY_ERR_UPSTREAM' })).toBe(1);
+    expect(all.some((s) => Object.values(s.labels).includes('NOT_A_CODE'))).toBe(false);
+  });
+});
+
+describe('label folding', () => {
+  const cases = [
+    { name: 'policy names pass', category: 'social-leisure', site: 'facebook', action: 'allow', expected: { category: 'social-leisure', site: 'facebook', action: 'allow' } },
+    { name: 'unknown site folds into other', category: 'social-leisure', site: 'www.facebook.test', action: 'allow', expected: { category: 'social-leisure', site: 'other', action: 'allow' } },
+    { name: 'unknown category folds into other', category: 'gambling', site: undefined, action: 'block', expected: { category: 'other', site: 'other', action: 'block' } },
+    { name: 'free-text action folds into other', category: undefined, site: undefined, action: 'alice@example', expected: { category: 'other', site: 'other', action: 'other' } },
+  ];
+  it.each(cases)('$name', async ({ category, site, action, expected }) => {
+    const { metrics } = setup();
+    metrics.request(category, site, action);
+    const found = (await samples(metrics)).filter((s) => s.name === 'leeway_requests_total');
+    expect(found).toEqual([{ name: 'leeway_requests_total', labels: expected, value: 1 }]);
+  });
+});
+
+describe('k-anonymity on group labels', () => {
+  it('names a group only once it has minGroupSize (5) distinct active people today', async () => {
+    const { metrics, accounting } = setup();
+    const visit = (who: string, group: string, at = T0): void =>
+      accounting.requestDone({ at, kind: 'http', pseudonym: who as Pseudonym, group, category: 'business-networking', site: 'linkedin', ruleId: 'business', action: 'allow', status: 200, bytesIn: 0, bytesOut: 0, durationMs: 1 });
+    for (let i = 0; i < 4; i += 1) visit(`s${i}`, 'sales');
+    visit('b0', 'board');
+    visit('b1', 'board');
+    // The same board member many minutes: still 2 people.
+    for (let m = 1; m < 30; m += 1) visit('b0', 'board', T0 + m * 60_000);
+    visit('x0', 'not-in-policy');
+
+    let all = await samples(metrics);
+    let groups = new Set(all.flatMap((s) => (s.labels.group === undefined ? [] : [s.labels.group])));
+    expect([...groups]).toEqual(['other']);
+    expect(all.find((s) => s.name === 'leeway_people_active')?.value).toBe(7);
+
+    visit('s4', 'sales');
+    visit('s0', 'sales', T0 + 60_000);
+    all = await samples(metrics);
+    groups = new Set(all.flatMap((s) => (s.labels.group === undefined ? [] : [s.labels.group])));
+    expect([...groups].sort()).toEqual(['other', 'sales']);
+    expect(all.find((s) => s.name === 'leeway_people_active' && s.labels.group === 'sales')?.value).toBe(5);
+    expect(all.find((s) => s.name === 'leeway_people_active' && s.labels.group === 'other')?.value).toBe(3);
+    // Minutes counted before the group reached 5 stay under other; the totals are unchanged.
+    const minutes = all.filter((s) => s.name === 'leeway_browsing_minutes_total').reduce((sum, s) => sum + s.value, 0);
+    expect(minutes).toBe(4 + 30 + 1 + 1 + 1 + 1);
+    expect(all.find((s) => s.name === 'leeway_browsing_minutes_total' && s.labels.group === 'sales')?.value).toBe(2);
+    expect(JSON.stringify(all)).not.toContain('board');
+  });
+});
+
+describe('cardinality', () => {
+  async function seriesAfter(users: number, hosts: number): Promise<number> {
+    const { metrics, accounting } = setup(true);
+    const groups = ['sales', 'lab', 'board', 'unlisted'];
+    const siteOf = ['facebook', 'youtube', 'linkedin'];
+    for (let i = 0; i < Math.max(users, hosts) * 2; i += 1) {
+      const user = i % users;
+      const host = i % hosts;
+      // Hosts beyond the three named sites are unnamed (site undefined), as classify() returns them.
+      const named = host < 3 ? siteOf[host] : undefined;
+      const category = host % 3 === 2 ? 'business-networking' : host % 5 === 0 ? undefined : 'social-leisure';
+      accounting.requestDone({
+        at: T0 + (i % 600) * 1000, kind: i % 2 === 0 ? 'http' : 'https', pseudonym: `user-${user}` as Pseudonym, group: groups[user % 4],
+        category, site: named, ruleId: 'r', action: i % 7 === 0 ? 'coach' : 'allow', status: 200, bytesIn: 10, bytesOut: 100, durationMs: i % 500,
+      });
+      accounting.tunnelBytes({ at: T0 + i, kind: 'tunnel', pseudonym: `user-${user}` as Pseudonym, group: groups[user % 4], category, site: named, direction: i % 2 === 0 ? 'client-to-origin' : 'origin-to-client', bytes: 5 });
+    }
+    return (await metrics.metrics()).split('\n').filter((line) => line !== '' && !line.startsWith('#')).length;
+  }
+
+  it('10,000 users and 5,000 hosts produce no more series than 100 users and 50 hosts', async () => {
+    const small = await seriesAfter(100, 50);
+    const large = await seriesAfter(10_000, 5_000);
+    console.log(`series: ${small} (100 users, 50 hosts) vs ${large} (10,000 users, 5,000 hosts)`);
+    expect(small).toBeGreaterThan(50);
+    expect(large).toBeLessThanOrEqual(small);
+  });
+});
