@@ -1,0 +1,71 @@
+/**
+ * `leeway start [--policies DIR] [--listen HOST:PORT] [--admin HOST:PORT]`: the proxy.
+ * Flags win over env vars (LEEWAY_POLICIES, LEEWAY_LISTEN, LEEWAY_ADMIN, LEEWAY_LOG_LEVEL).
+ * SIGHUP reloads the policy (a bad one is logged and the old one stays); SIGTERM and SIGINT
+ * stop accepting, drain for settings.proxy.timeouts.drainMs and exit 0.
+ */
+import { parseCommandArgs, UsageError } from './args.js';
+import { createLogger } from '../log/logger.js';
+import { createLeeway } from '../proxy/leeway.js';
+import { isLeewayError } from '../errors.js';
+
+export async function run(args: string[]): Promise<number> {
+  let values: { policies?: string | undefined; listen?: string | undefined; admin?: string | undefined; help?: boolean | undefined };
+  try {
+    ({ values } = parseCommandArgs(args, {
+      policies: { type: 'string' },
+      listen: { type: 'string' },
+      admin: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    }));
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`leeway start: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+  if (values.help === true) {
+    console.log('Usage: leeway start [--policies DIR] [--listen HOST:PORT] [--admin HOST:PORT]\n\nEnv: LEEWAY_POLICIES, LEEWAY_LISTEN, LEEWAY_ADMIN, LEEWAY_LOG_LEVEL');
+    return 0;
+  }
+  const logger = createLogger({ level: process.env.LEEWAY_LOG_LEVEL ?? 'info' });
+  const policies = values.policies ?? process.env.LEEWAY_POLICIES ?? './policies';
+  let leeway;
+  try {
+    leeway = await createLeeway({
+      policies,
+      listen: values.listen ?? process.env.LEEWAY_LISTEN ?? '127.0.0.1:3128',
+      admin: values.admin ?? process.env.LEEWAY_ADMIN ?? '127.0.0.1:9464',
+      logger,
+    });
+    await leeway.listen();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    logger.error({ code: isLeewayError(error) ? error.code : undefined }, message);
+    console.error(`leeway start: ${message}`);
+    return 1;
+  }
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: draining in-flight requests');
+    leeway.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading policies');
+    leeway.reload().catch((error: unknown) => logger.error({ err: error }, 'reload failed'));
+  });
+  // Keep running: the listeners hold the event loop.
+  return -1;
+}

@@ -1,0 +1,89 @@
+/**
+ * Where the proxy may connect (issue 3 item 9). A host is resolved through settings.proxy.hosts
+ * first, then DNS (cached briefly, since dns.lookup runs on libuv's small thread pool), then the
+ * address is checked against the egress deny and allow lists and against the proxy's own
+ * listeners, so Leeway never becomes a loop or a way into networks it should not reach.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { LeewayError } from '../errors.js';
+import type { Runtime } from './runtime.js';
+
+export interface Destination {
+  readonly address: string;
+  readonly family: 4 | 6;
+}
+
+export interface ListenerAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+const DNS_TTL_MS = 30_000;
+const DNS_CACHE_MAX = 4096;
+
+export class Egress {
+  readonly #dns = new Map<string, { address: string; family: 4 | 6; until: number }>();
+  #listeners: readonly ListenerAddress[] = [];
+  /** Addresses that reach this machine, used when a listener is bound to 0.0.0.0 or ::. */
+  #localAddresses: ReadonlySet<string> = new Set();
+
+  constructor(private readonly lookupHost: (host: string) => Promise<{ address: string; family: number }> = (host) => lookup(host)) {}
+
+  setListeners(listeners: readonly ListenerAddress[]): void {
+    this.#listeners = listeners.map((l) => ({ address: normalizeAddress(l.address), port: l.port }));
+    const local = new Set<string>(['127.0.0.1', '::1']);
+    for (const list of Object.values(networkInterfaces())) for (const info of list ?? []) local.add(normalizeAddress(info.address));
+    this.#localAddresses = local;
+  }
+
+  /** True when address:port is one of the proxy's own listeners. */
+  isSelf(address: string, port: number): boolean {
+    const normalized = normalizeAddress(address);
+    for (const listener of this.#listeners) {
+      if (listener.port !== port) continue;
+      if (listener.address === normalized) return true;
+      if ((listener.address === '0.0.0.0' || listener.address === '::') && (this.#localAddresses.has(normalized) || normalized.startsWith('127.'))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Resolve and check. Returns synchronously for IP literals, mapped hosts and cached names (the
+   * common case) so the hot path awaits nothing; errors are returned as values, never thrown.
+   */
+  resolve(runtime: Runtime, host: string, port: number): Destination | LeewayError | Promise<Destination | LeewayError> {
+    const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+    const literal = isIP(bare);
+    if (literal !== 0) return this.#check(runtime, host, port, { address: bare, family: literal as 4 | 6 });
+    const name = bare.toLowerCase().replace(/\.$/, '');
+    const mapped = runtime.hosts.get(name);
+    if (mapped !== undefined) return this.#check(runtime, host, port, { address: mapped, family: isIP(mapped) === 6 ? 6 : 4 });
+    const now = Date.now();
+    const cached = this.#dns.get(name);
+    if (cached !== undefined && cached.until > now) return this.#check(runtime, host, port, cached);
+    return this.lookupHost(name).then(
+      (found) => {
+        const entry = { address: found.address, family: (found.family === 6 ? 6 : 4) as 4 | 6, until: now + DNS_TTL_MS };
+        if (this.#dns.size >= DNS_CACHE_MAX) this.#dns.clear();
+        this.#dns.set(name, entry);
+        return this.#check(runtime, host, port, entry);
+      },
+      (cause: unknown) => new LeewayError('LEEWAY_ERR_UPSTREAM_HOST_NOT_FOUND', 'host not found', { host: name }, { cause }),
+    );
+  }
+
+  #check(runtime: Runtime, host: string, port: number, destination: Destination): Destination | LeewayError {
+    if (this.isSelf(destination.address, port)) return new LeewayError('LEEWAY_ERR_LOOP', 'the request targets the proxy itself', { host });
+    if (runtime.egressDeny.has(destination.address) || (runtime.egressAllow !== undefined && !runtime.egressAllow.has(destination.address))) {
+      return new LeewayError('LEEWAY_ERR_EGRESS_FORBIDDEN', 'the destination address is not allowed by settings.proxy.egress', { host });
+    }
+    return destination;
+  }
+}
+
+function normalizeAddress(address: string): string {
+  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  return bare.startsWith('::ffff:') && isIP(bare.slice(7)) === 4 ? bare.slice(7) : bare.toLowerCase();
+}

@@ -1,0 +1,80 @@
+/**
+ * Header rewriting for forwarded messages (RFC 9110 §7.6.1 and §7.6.3). Works on Node's
+ * rawHeaders arrays in one pass: no header object is built, which keeps the hot path cheap.
+ */
+
+/** Always hop-by-hop, plus the proxy credentials and the non-standard Proxy-Connection. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'upgrade',
+]);
+
+export const VIA_VALUE = '1.1 leeway';
+
+/** Names listed in a Connection header (RFC 9110 §7.6.1), lower-cased; empty for the usual keep-alive/close. */
+function connectionListed(raw: readonly string[]): ReadonlySet<string> | undefined {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    for (const token of (raw[i + 1] as string).split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t === '' || t === 'close' || t === 'keep-alive') continue;
+      (listed ??= new Set()).add(t);
+    }
+  }
+  return listed;
+}
+
+export interface RewriteOptions {
+  /** A header to drop as well (the trusted identity header, once used). */
+  readonly drop?: string | undefined;
+  /** Keep Transfer-Encoding (Node re-frames the body the same way); false for HTTP/1.0 clients. */
+  readonly keepTransferEncoding: boolean;
+  /** Keep Connection: Upgrade and Upgrade for a WebSocket handshake. */
+  readonly keepUpgrade?: boolean;
+}
+
+/**
+ * Forwardable headers as a flat [name, value, ...] array, with `Via` appended to any existing one.
+ * Host stays as sent by the client; callers add it when it is missing.
+ */
+export function forwardHeaders(raw: readonly string[], options: RewriteOptions): string[] {
+  const listed = connectionListed(raw);
+  const out: string[] = [];
+  let via: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (options.keepUpgrade === true && (lower === 'upgrade' || lower === 'connection')) out.push(name, lower === 'connection' ? 'Upgrade' : value);
+      continue;
+    }
+    if (listed !== undefined && listed.has(lower)) continue;
+    if (lower === 'transfer-encoding' && !options.keepTransferEncoding) continue;
+    if (options.drop !== undefined && lower === options.drop) continue;
+    if (lower === 'via') {
+      via = via === undefined ? value : `${via}, ${value}`;
+      continue;
+    }
+    out.push(name, value);
+  }
+  out.push('Via', via === undefined ? VIA_VALUE : `${via}, ${VIA_VALUE}`);
+  return out;
+}
+
+/** Find a header in a rawHeaders array (first occurrence), case-insensitively. */
+export function rawHeader(raw: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1];
+  }
+  return undefined;
+}
