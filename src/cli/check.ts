@@ -19,7 +19,7 @@ export async function run(args: string[]): Promise<number> {
   const result = await loadPolicy(dir);
   if (!result.ok) {
     for (const problem of result.errors) console.log(formatProblem(problem));
-    console.error(`${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`);
+    console.log(`${result.errors.length} error${result.errors.length === 1 ? '' : 's'}`);
     return 1;
   }
   for (const warning of result.warnings) console.log(`${formatProblem(warning)} (warning)`);

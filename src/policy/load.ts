@@ -134,12 +134,42 @@ export async function loadPolicy(dir: string): Promise<LoadResult> {
     const data: unknown = src.doc.toJS() ?? {};
     const invalid = await schemaErrors(data);
     for (const error of invalid) problems.error(src.at(error.path, error.onKey), error.message);
-    if (invalid.length === 0) sources.push({ src, data: data as RawFile });
+    const usable = withoutInvalidEntries(data, invalid.map((error) => error.path));
+    if (usable !== undefined) sources.push({ src, data: usable });
   }
 
   const compiled = await compile(sources, problems, hash);
-  if (problems.errors.length > 0 || compiled === undefined) return { ok: false, errors: problems.errors };
-  return { ok: true, policy: compiled, warnings: problems.warnings };
+  if (problems.errors.length > 0 || compiled === undefined) return { ok: false, errors: sortProblems(problems.errors) };
+  return { ok: true, policy: compiled, warnings: sortProblems(problems.warnings) };
+}
+
+function sortProblems(list: PolicyProblem[]): PolicyProblem[] {
+  return list.sort((a, b) => (a.file === b.file ? a.line - b.line || a.col - b.col : a.file < b.file ? -1 : 1));
+}
+
+/**
+ * Drop the entries (a rule, a category, a setting) that failed the schema, so the semantic checks
+ * still run on the rest of the file and every mistake is reported in one pass.
+ */
+function withoutInvalidEntries(data: unknown, errorPaths: readonly YamlPath[]): RawFile | undefined {
+  if (errorPaths.length === 0) return data as RawFile;
+  if (errorPaths.some((path) => path.length === 0) || typeof data !== 'object' || data === null) return undefined;
+  const copy: Record<string, unknown> = { ...(data as Record<string, unknown>) };
+  for (const path of errorPaths) {
+    const [section, entry] = path;
+    if (typeof section !== 'string') continue;
+    const value = copy[section];
+    if (entry === undefined || section === 'default' || typeof value !== 'object' || value === null) {
+      delete copy[section];
+    } else if (Array.isArray(value)) {
+      copy[section] = value.map((item, index) => (index === entry ? undefined : item));
+    } else {
+      const rest: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+      delete rest[String(entry)];
+      copy[section] = rest;
+    }
+  }
+  return copy as RawFile;
 }
 
 async function compile(sources: { src: YamlSource; data: RawFile }[], problems: Problems, hash: ReturnType<typeof createHash>): Promise<CompiledPolicy | undefined> {
@@ -173,7 +203,10 @@ async function compile(sources: { src: YamlSource; data: RawFile }[], problems: 
         define(settings, 'setting', key, value, src, ['settings', key]);
       }
     }
-    (data.rules ?? []).forEach((rule, index) => rules.push({ value: rule, src, path: ['rules', index] }));
+    // Holes are rules that failed the schema; indexes stay those of the file for positions.
+    (data.rules ?? []).forEach((rule: RawRule | undefined, index) => {
+      if (rule !== undefined) rules.push({ value: rule, src, path: ['rules', index] });
+    });
     if (data.default !== undefined) {
       if (rawDefault !== undefined) problems.error(src.at(['default'], true), `default is already defined at ${where(rawDefault.src.at(rawDefault.path, true))}`);
       else rawDefault = { value: data.default, src, path: ['default'] };
