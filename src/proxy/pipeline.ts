@@ -328,7 +328,7 @@ export class Pipeline {
           ruleId: claims.ruleId,
           page: claims.alternativeUrl === undefined ? 'coach' : 'suggest',
           outcome: toAlternative ? 'alternative' : 'continued',
-          ...(form.purpose === 'business' || form.purpose === 'break' ? { purpose: form.purpose } : {}),
+          ...(form.purpose === undefined ? {} : { purpose: form.purpose }),
         });
       }
       // 303: the browser follows with a GET, whatever the form used (RFC 9110 §15.4.4).
@@ -395,6 +395,7 @@ export class Pipeline {
       bytesIn,
       bytesOut,
       durationMs: now - visit.start,
+      quota: decision.quota,
     });
   }
 
