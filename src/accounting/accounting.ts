@@ -61,7 +61,10 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
     requestDone(record: RequestRecord): void {
       guard('requestDone', () => {
         metrics.request(record.category, record.site, record.action);
-        if (ACTIVE_ACTIONS.has(record.action)) countActivity(record);
+        // The proxy reports when the exchange ends; the person sent the request when it began
+        // (an hour-long tunnel is not an active minute at its close; its bytes count as they flow).
+        const sentAt = record.at - Math.max(0, record.durationMs);
+        if (ACTIVE_ACTIONS.has(record.action)) countActivity({ ...record, at: sentAt });
         else ledger.advance(record.at);
         // Tunnel and WebSocket bytes arrive through tunnelBytes() as they flow; counting the
         // record's totals as well would count them twice.

@@ -1,0 +1,112 @@
+/**
+ * Usage accounting wired to one Leeway instance: give `accounting` to createLeeway, then call
+ * `attach(leeway)` once it exists. Two steps because the ledger's day, the label sets and the
+ * access-log mode all come from the policy, which createLeeway is the one to load.
+ *
+ * attach() registers `/metrics` and the `/` status page on the admin listener.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Accounting, PageEvent, RequestRecord, TunnelActivity } from '../proxy/account.js';
+import type { Pseudonym } from '../identity/pseudonym.js';
+import { NO_USAGE } from '../policy/types.js';
+import type { CompiledPolicy, UsageView } from '../policy/types.js';
+import type { Logger } from '../log/logger.js';
+import { silentLogger } from '../log/logger.js';
+import { createAccessLog } from '../log/access-log.js';
+import { LeewayMetrics } from '../metrics/metrics.js';
+import type { ReloadResult } from '../metrics/metrics.js';
+import { statusPageHandler } from '../admin/status-page.js';
+import type { AdminHandler } from '../admin/server.js';
+import { createAccounting } from './accounting.js';
+import { UsageLedger } from './usage-ledger.js';
+
+/** What attach() needs of a Leeway (structural, so embedders can pass their own). */
+export interface AccountedProxy {
+  readonly policy: CompiledPolicy;
+  readonly admin: { register(path: string, handler: AdminHandler): void };
+}
+
+export interface UsageAccountingOptions {
+  /** Where the access log and accounting faults go. Default: silent. */
+  readonly logger?: Logger;
+  /** Epoch ms. Default Date.now. */
+  readonly clock?: () => number;
+  /** prom-client's process metrics. Default true. */
+  readonly defaultMetrics?: boolean;
+  /** Package version for the status page. */
+  readonly version?: string;
+}
+
+export interface UsageAccounting {
+  /** Pass to createLeeway({ accounting }). Until attach() it records nothing and reads 0 minutes. */
+  readonly accounting: Accounting;
+  attach(proxy: AccountedProxy): void;
+  /** Count a reload's outcome in leeway_policy_reloads_total. */
+  policyReloaded(result: ReloadResult): void;
+  /** Defined once attached. */
+  readonly metrics: LeewayMetrics | undefined;
+  readonly ledger: UsageLedger | undefined;
+}
+
+export function createUsageAccounting(options: UsageAccountingOptions = {}): UsageAccounting {
+  const logger = options.logger ?? silentLogger();
+  const clock = options.clock ?? Date.now;
+  const startedAt = clock();
+  let inner: (Accounting & { ledger: UsageLedger }) | undefined;
+  let metrics: LeewayMetrics | undefined;
+
+  const accounting: Accounting = {
+    usage: (pseudonym: Pseudonym): UsageView => (inner === undefined ? NO_USAGE : inner.usage(pseudonym)),
+    requestDone: (record: RequestRecord): void => inner?.requestDone(record),
+    tunnelBytes: (record: TunnelActivity): void => inner?.tunnelBytes(record),
+    pageEvent: (event: PageEvent): void => inner?.pageEvent(event),
+  };
+
+  return {
+    accounting,
+    get metrics() {
+      return metrics;
+    },
+    get ledger() {
+      return inner?.ledger;
+    },
+    policyReloaded(result: ReloadResult): void {
+      metrics?.policyReload(result);
+    },
+    attach(proxy: AccountedProxy): void {
+      if (inner !== undefined) throw new TypeError('usage accounting is already attached');
+      const policy = (): CompiledPolicy => proxy.policy;
+      // The zone is fixed at start: changing settings.timeZone needs a restart to move the day boundary.
+      const ledger = new UsageLedger({ timeZone: proxy.policy.settings.timeZone, categoryKind: (c) => proxy.policy.categoryKinds[c] ?? 'other' });
+      metrics = new LeewayMetrics({ policy, ledger, defaultMetrics: options.defaultMetrics ?? true });
+      const accessLog = createAccessLog({ mode: () => proxy.policy.settings.accessLog, logger });
+      inner = createAccounting({ policy, ledger, metrics, accessLog, logger, clock });
+
+      const registry = metrics;
+      proxy.admin.register('/metrics', async (_req: IncomingMessage, res: ServerResponse) => {
+        const body = await registry.metrics();
+        res.writeHead(200, { 'content-type': registry.contentType, 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' });
+        res.end(res.req.method === 'HEAD' ? undefined : body);
+      });
+
+      let loaded = { hash: proxy.policy.hash, at: startedAt };
+      proxy.admin.register(
+        '/',
+        statusPageHandler(() => {
+          const now = clock();
+          const current = proxy.policy;
+          if (current.hash !== loaded.hash) loaded = { hash: current.hash, at: now };
+          return {
+            now,
+            timeZone: ledger.timeZone,
+            minGroupSize: current.settings.anonymity.minGroupSize,
+            uptimeSeconds: Math.round(process.uptime()),
+            ...(options.version === undefined ? {} : { version: options.version }),
+            policy: { hash: current.hash, files: current.files, loadedAt: loaded.at },
+            today: ledger.todaySummary(now),
+          };
+        }),
+      );
+    },
+  };
+}
