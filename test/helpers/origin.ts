@@ -33,7 +33,7 @@ export const defaultOriginHandler: RequestListener = (req: IncomingMessage, res:
   const url = new URL(req.url ?? '/', 'http://origin');
   switch (url.pathname) {
     case '/hello':
-      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '17' });
       res.end('hello from origin');
       return;
     case '/headers':

@@ -129,9 +129,10 @@ export async function spawnLeeway(policies: string, env: Record<string, string> 
  * Send raw bytes to a port and collect everything until the server closes (or `untilText`
  * appears, or timeoutMs passes). For requests undici will not send (CONNECT to port 25, ...).
  */
-export function rawExchange(port: number, text: string | Buffer, options: { untilText?: string; timeoutMs?: number } = {}): Promise<string> {
+export function rawExchange(port: number, text: string | Buffer, options: { untilText?: string; timeoutMs?: number; localAddress?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    // localAddress (127.0.0.2, ...) makes the proxy see another client on the same machine.
+    const socket = net.connect({ host: '127.0.0.1', port, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) });
     let received = '';
     const timer = setTimeout(() => {
       socket.destroy();
