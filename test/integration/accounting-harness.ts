@@ -114,7 +114,7 @@ export interface Harness {
   readonly inputFiles: ReadonlyMap<string, number>;
   setNow(at: number): void;
   get(user: TestUser, url: string): Promise<{ status: number; body: string }>;
-  scrape(): Promise<{ status: number; contentType: string; body: string }>;
+  scrape(path?: string): Promise<{ status: number; contentType: string; body: string }>;
   close(): Promise<void>;
 }
 
@@ -187,9 +187,9 @@ export async function startHarness(mode: AccessLogMode): Promise<Harness> {
         req.end();
       });
     },
-    scrape() {
+    scrape(path = '/metrics') {
       return new Promise((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: adminPort, path: '/metrics', agent: false }, (res) => {
+        http.get({ host: '127.0.0.1', port: adminPort, path, agent: false }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type']), body: Buffer.concat(chunks).toString('utf8') }));
