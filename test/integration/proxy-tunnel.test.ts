@@ -1,0 +1,176 @@
+/**
+ * CONNECT tunnels and WebSockets (issue 3 items 4 and 5): allowed ports only, bytes both ways,
+ * half-close, refused origins; a `ws` client echoing through the proxy; a policy page refusing
+ * an upgrade.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { writeTestPolicy } from '../helpers/policy.js';
+import type { TestPolicy } from '../helpers/policy.js';
+import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
+import type { RunningLeeway } from '../helpers/proxy.js';
+
+let echo: net.Server;
+let echoPort: number;
+let wsOrigin: http.Server;
+let wsPort: number;
+let policy: TestPolicy;
+let proxy: RunningLeeway;
+
+beforeAll(async () => {
+  // A TCP echo server that, once the client half-closes, sends "bye" and closes its side.
+  echo = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('data', (chunk) => socket.write(chunk));
+    socket.on('end', () => socket.end('bye'));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+  echoPort = (echo.address() as AddressInfo).port;
+  wsOrigin = http.createServer();
+  const wss = new WebSocketServer({ server: wsOrigin });
+  wss.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));
+  await new Promise<void>((resolve) => wsOrigin.listen(0, '127.0.0.1', resolve));
+  wsPort = (wsOrigin.address() as AddressInfo).port;
+  policy = await writeTestPolicy({ proxy: { connectPorts: [443, echoPort] } });
+  proxy = await startLeeway({ policies: policy.dir });
+});
+
+afterAll(async () => {
+  await proxy.close();
+  await new Promise((resolve) => echo.close(resolve));
+  wsOrigin.closeAllConnections();
+  await new Promise((resolve) => wsOrigin.close(resolve));
+  await policy.cleanup();
+});
+
+/** Open a CONNECT tunnel; resolves with the socket once the 200 head has been read. */
+function openTunnel(target: string): Promise<{ socket: net.Socket; head: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+    let buffer = '';
+    const onData = (chunk: Buffer): void => {
+      buffer += chunk.toString('latin1');
+      const end = buffer.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      resolve({ socket, head: buffer.slice(0, end) });
+    };
+    socket.on('data', onData);
+    socket.on('error', reject);
+    socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+  });
+}
+
+describe('CONNECT', () => {
+  it('relays bytes both ways and handles half-close', async () => {
+    const { socket, head } = await openTunnel(`origin.test:${echoPort}`);
+    expect(statusOf(head)).toBe(200);
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    const payload = Buffer.alloc(256 * 1024, 7);
+    socket.write(payload);
+    // Half-close our side: the origin still answers "bye" after seeing our end.
+    socket.end();
+    await closed;
+    const all = Buffer.concat(received);
+    expect(all.length).toBe(payload.length + 3);
+    expect(all.subarray(-3).toString()).toBe('bye');
+  });
+
+  it('refuses CONNECT to port 25', async () => {
+    const response = await rawExchange(proxy.port, 'CONNECT origin.test:25 HTTP/1.1\r\nHost: origin.test:25\r\n\r\n');
+    expect(statusOf(response)).toBe(403);
+    expect(response).toContain('LEEWAY_ERR_PORT_FORBIDDEN');
+  });
+
+  it('answers 502 when the origin refuses the tunnel', async () => {
+    const spare = net.createServer();
+    await new Promise<void>((resolve) => spare.listen(0, '127.0.0.1', resolve));
+    const port = (spare.address() as AddressInfo).port;
+    await new Promise((resolve) => spare.close(resolve));
+    const local = await writeTestPolicy({ proxy: { connectPorts: [port] } });
+    const other = await startLeeway({ policies: local.dir });
+    try {
+      const response = await rawExchange(other.port, `CONNECT origin.test:${port} HTTP/1.1\r\nHost: origin.test\r\n\r\n`);
+      expect(statusOf(response)).toBe(502);
+      expect(response).toContain('LEEWAY_ERR_UPSTREAM_REFUSED');
+    } finally {
+      await other.close();
+      await local.cleanup();
+    }
+  });
+
+  it('refuses a CONNECT to the proxy itself', async () => {
+    const local = await writeTestPolicy({ proxy: { connectPorts: [443] } });
+    const other = await startLeeway({ policies: local.dir });
+    try {
+      // The proxy's port is known only once it listens: allow CONNECT to it through a reload.
+      await local.write({ proxy: { connectPorts: [other.port] } });
+      expect((await other.leeway.reload()).ok).toBe(true);
+      const response = await rawExchange(other.port, `CONNECT 127.0.0.1:${other.port} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      expect(statusOf(response)).toBe(508);
+    } finally {
+      await other.close();
+      await local.cleanup();
+    }
+  });
+});
+
+/**
+ * `ws` speaks to origins, not proxies: this agent connects to the proxy and rewrites the request
+ * target to absolute-form before the head is written (ws builds an origin-form path).
+ */
+class ViaProxyAgent extends http.Agent {
+  constructor(
+    private readonly proxyPort: number,
+    private readonly authority: string,
+  ) {
+    super();
+  }
+
+  override createConnection(): net.Socket {
+    return net.connect({ host: '127.0.0.1', port: this.proxyPort });
+  }
+
+  addRequest(req: http.ClientRequest, options: unknown): void {
+    req.path = `http://${this.authority}${req.path}`;
+    // addRequest is public in Node but not in @types/node.
+    (http.Agent.prototype as unknown as { addRequest(r: http.ClientRequest, o: unknown): void }).addRequest.call(this, req, options);
+  }
+}
+
+describe('WebSocket', () => {
+  it('echoes messages through the proxy', async () => {
+    const authority = `origin.test:${wsPort}`;
+    const client = new WebSocket(`ws://${authority}/chat`, { agent: new ViaProxyAgent(proxy.port, authority) });
+    await new Promise<void>((resolve, reject) => {
+      client.once('open', () => resolve());
+      client.once('error', reject);
+    });
+    const replies: string[] = [];
+    const done = new Promise<void>((resolve) =>
+      client.on('message', (data: Buffer) => {
+        replies.push(data.toString());
+        if (replies.length === 3) resolve();
+      }),
+    );
+    for (const text of ['one', 'two', 'three']) client.send(text);
+    await done;
+    expect(replies).toEqual(['one', 'two', 'three']);
+    client.close();
+  });
+
+  it('refuses an upgrade the policy blocks', async () => {
+    const authority = `block.test:${wsPort}`;
+    const client = new WebSocket(`ws://${authority}/chat`, { agent: new ViaProxyAgent(proxy.port, authority) });
+    const status = await new Promise<number>((resolve, reject) => {
+      client.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      client.once('open', () => reject(new Error('opened')));
+    });
+    expect(status).toBe(403);
+  });
+});
