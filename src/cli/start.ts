@@ -8,6 +8,7 @@ import { parseCommandArgs, UsageError } from './args.js';
 import { createLogger } from '../log/logger.js';
 import { createLeeway } from '../proxy/leeway.js';
 import { isLeewayError } from '../errors.js';
+import { createUsageAccounting } from '../accounting/leeway-accounting.js';
 
 export async function run(args: string[]): Promise<number> {
   let values: { policies?: string | undefined; listen?: string | undefined; admin?: string | undefined; help?: boolean | undefined };
@@ -31,6 +32,8 @@ export async function run(args: string[]): Promise<number> {
   }
   const logger = createLogger({ level: process.env.LEEWAY_LOG_LEVEL ?? 'info' });
   const policies = values.policies ?? process.env.LEEWAY_POLICIES ?? './policies';
+  // Active minutes, quotas, /metrics, the status page and the access log (issue 5).
+  const usage = createUsageAccounting({ logger });
   let leeway;
   try {
     leeway = await createLeeway({
@@ -38,7 +41,9 @@ export async function run(args: string[]): Promise<number> {
       listen: values.listen ?? process.env.LEEWAY_LISTEN ?? '127.0.0.1:3128',
       admin: values.admin ?? process.env.LEEWAY_ADMIN ?? '127.0.0.1:9464',
       logger,
+      accounting: usage.accounting,
     });
+    usage.attach(leeway);
     await leeway.listen();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
@@ -64,7 +69,13 @@ export async function run(args: string[]): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading policies');
-    leeway.reload().catch((error: unknown) => logger.error({ err: error }, 'reload failed'));
+    leeway.reload().then(
+      (result) => usage.policyReloaded(result.ok ? 'success' : 'failure'),
+      (error: unknown) => {
+        usage.policyReloaded('failure');
+        logger.error({ err: error }, 'reload failed');
+      },
+    );
   });
   // Keep running: the listeners hold the event loop.
   return -1;
