@@ -73,6 +73,8 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
           metrics.bytes(record.category, 'origin-to-client', record.bytesOut);
           metrics.requestDuration(record.kind, record.durationMs / 1000);
         }
+        // Only origin failures: a refused client or a forbidden destination is not an upstream error.
+        if (record.errorCode?.startsWith('LEEWAY_ERR_UPSTREAM') === true) metrics.upstreamError(record.errorCode);
         const quota = record.quota;
         if (quota?.exhausted === true && ledger.quotaExhausted(record.pseudonym, quota.scope, record.at)) {
           metrics.quotaExhausted(quota.scope.kind === 'category' ? quota.scope.name : record.category);

@@ -6,6 +6,7 @@
 import type { QuotaState, UsageView } from '../policy/types.js';
 import { NO_USAGE } from '../policy/types.js';
 import type { Pseudonym } from '../identity/pseudonym.js';
+import type { LeewayErrorCode } from '../errors.js';
 
 export type TrafficKind = 'http' | 'https' | 'tunnel' | 'websocket';
 
@@ -29,6 +30,8 @@ export interface RequestRecord {
   readonly durationMs: number;
   /** The decision's quota state when a `quota` rule decided: accounting counts exhaustions from it. */
   readonly quota?: QuotaState | undefined;
+  /** With action `error`: why, so `leeway_upstream_errors_total{code}` can count origin failures (issue 5). */
+  readonly errorCode?: LeewayErrorCode | undefined;
 }
 
 export interface TunnelActivity {

@@ -168,7 +168,7 @@ export class Pipeline {
     if (page !== undefined) return this.#page(req, res, visit, decision, page);
     this.#resolve(runtime, target.host, target.port, (destination) => {
       if (destination instanceof LeewayError) {
-        this.#record(visit, decision, 'error', destination.status, 0, 0);
+        this.#record(visit, decision, 'error', destination.status, 0, 0, destination);
         return this.#sendError(req, res, destination);
       }
       forward(
@@ -181,7 +181,7 @@ export class Pipeline {
             this.deps.logger.debug({ code: outcome.error.code, nodeCode: outcome.error.context.nodeCode }, 'origin failed');
             this.#sendError(req, res, outcome.error);
           }
-          this.#record(visit, decision, outcome.error === undefined ? 'allow' : 'error', outcome.error?.status ?? outcome.status, outcome.bytesIn, outcome.bytesOut);
+          this.#record(visit, decision, outcome.error === undefined ? 'allow' : 'error', outcome.error?.status ?? outcome.status, outcome.bytesIn, outcome.bytesOut, outcome.error);
         },
       );
     });
@@ -225,7 +225,7 @@ export class Pipeline {
     }
     this.#resolve(runtime, host, port, (destination) => {
       if (destination instanceof LeewayError) {
-        this.#record(visit, decision, 'error', destination.status, 0, 0);
+        this.#record(visit, decision, 'error', destination.status, 0, 0, destination);
         return this.#rawRefusal(socket, destination);
       }
       this.#track(socket);
@@ -237,7 +237,7 @@ export class Pipeline {
         port,
         { idleMs: runtime.policy.settings.proxy.timeouts.idleMs, connectMs: runtime.policy.settings.proxy.timeouts.upstreamMs, onBytes: this.#bytesReporter(visit, decision) },
         (error) => {
-          this.#record(visit, decision, 'error', error.status, 0, 0);
+          this.#record(visit, decision, 'error', error.status, 0, 0, error);
           this.#rawRefusal(socket, error);
         },
         (result) => this.#record(visit, decision, 'allow', 200, result.bytesIn, result.bytesOut),
@@ -273,7 +273,7 @@ export class Pipeline {
           onBytes: this.#bytesReporter(visit, decision),
         },
         (error) => {
-          this.#record(visit, decision, 'error', error.status, 0, 0);
+          this.#record(visit, decision, 'error', error.status, 0, 0, error);
           this.#rawRefusal(socket, error);
         },
         (result) => this.#record(visit, decision, 'allow', result.status, result.bytesIn, result.bytesOut),
@@ -378,7 +378,7 @@ export class Pipeline {
     writeRawResponse(socket, error.status, { 'X-Leeway-Reason': headerSafe(`${error.code}: ${error.message}`) }, `${error.message}\n`);
   }
 
-  #record(visit: Visit, decision: Decision, action: EnforcedAction, status: number, bytesIn: number, bytesOut: number): void {
+  #record(visit: Visit, decision: Decision, action: EnforcedAction, status: number, bytesIn: number, bytesOut: number, error?: LeewayError): void {
     const accounting = this.#accounting;
     if (accounting === undefined) return;
     const now = this.deps.clock();
@@ -396,6 +396,7 @@ export class Pipeline {
       bytesOut,
       durationMs: now - visit.start,
       quota: decision.quota,
+      errorCode: error?.code,
     });
   }
 
