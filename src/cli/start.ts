@@ -9,6 +9,7 @@ import { createLogger } from '../log/logger.js';
 import { createLeeway } from '../proxy/leeway.js';
 import { isLeewayError } from '../errors.js';
 import { createUsageAccounting } from '../accounting/leeway-accounting.js';
+import { deferredInterceptor, registerCaRoutes, setupInterception } from '../tls/interception.js';
 
 export async function run(args: string[]): Promise<number> {
   let values: { policies?: string | undefined; listen?: string | undefined; admin?: string | undefined; help?: boolean | undefined };
@@ -34,6 +35,8 @@ export async function run(args: string[]): Promise<number> {
   const policies = values.policies ?? process.env.LEEWAY_POLICIES ?? './policies';
   // Active minutes, quotas, /metrics, the status page and the access log (issue 5).
   const usage = createUsageAccounting({ logger });
+  // The CA paths live in the policy, which createLeeway loads: the interceptor is set just after.
+  const interceptor = deferredInterceptor();
   let leeway;
   try {
     leeway = await createLeeway({
@@ -42,8 +45,19 @@ export async function run(args: string[]): Promise<number> {
       admin: values.admin ?? process.env.LEEWAY_ADMIN ?? '127.0.0.1:9464',
       logger,
       accounting: usage.accounting,
+      interceptor,
     });
     usage.attach(leeway);
+    const tls = await setupInterception(leeway.policy.settings, {
+      logger,
+      onMint: () => usage.metrics?.certificateMinted(),
+      onHandshakeFailure: (_host, reason) => usage.metrics?.handshakeFailure(reason),
+    });
+    if (tls !== undefined) {
+      interceptor.set(tls.interceptor);
+      registerCaRoutes(leeway, tls.ca.certPem);
+      usage.metrics?.setCertificateCacheSize(() => tls.store.size);
+    }
     await leeway.listen();
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);

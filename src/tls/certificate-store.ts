@@ -18,6 +18,8 @@ export interface CertificateStoreOptions {
   readonly clock?: () => number;
   readonly leafKeyType?: LeafKeyType;
   readonly validityDays?: number;
+  /** Called after each mint, e.g. to count `leeway_tls_certificates_minted_total`. */
+  readonly onMint?: () => void;
 }
 
 interface CacheEntry {
@@ -33,6 +35,7 @@ export class CertificateStore {
   readonly #validityDays: number;
   readonly #cache: LRUCache<string, CacheEntry>;
   readonly #inFlight = new Map<string, Promise<CacheEntry>>();
+  readonly #onMint: (() => void) | undefined;
   #minted = 0;
 
   constructor(options: CertificateStoreOptions) {
@@ -45,6 +48,7 @@ export class CertificateStore {
     if (this.#validityDays < 2) throw new RangeError('validityDays must be at least 2 (leaves are renewed a day before they end)');
     this.#leafKey = generateLeafKey(options.leafKeyType ?? 'ec');
     this.#cache = new LRUCache({ max: options.cacheSize });
+    this.#onMint = options.onMint;
   }
 
   /** Hosts currently cached, for `leeway_tls_certificate_cache_entries`. */
@@ -104,6 +108,7 @@ export class CertificateStore {
     const entry = { context, certPem, notAfter };
     this.#minted += 1;
     this.#cache.set(host, entry);
+    this.#onMint?.();
     return entry;
   }
 }

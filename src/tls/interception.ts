@@ -27,6 +27,7 @@ export interface InterceptionOptions {
   readonly logger: Logger;
   readonly onHandshakeFailure?: (host: string, reason: HandshakeFailureReason) => void;
   readonly clock?: () => number;
+  readonly onMint?: () => void;
 }
 
 /** Undefined when no CA is configured: CONNECTs needing a page are then refused by the proxy. */
@@ -38,7 +39,7 @@ export async function setupInterception(settings: Settings, options: Interceptio
   }
   const ca = await loadCa(caCert, caKey);
   for (const warning of ca.warnings) options.logger.warn({ path: caCert }, warning);
-  const store = new CertificateStore({ ca, cacheSize: certCacheSize, clock: options.clock });
+  const store = new CertificateStore({ ca, cacheSize: certCacheSize, clock: options.clock, onMint: options.onMint });
   const interceptor = createTlsInterceptor({ store, logger: options.logger, onHandshakeFailure: options.onHandshakeFailure });
   options.logger.info({ ca: ca.subjectName, fingerprint256: ca.fingerprint256, notAfter: ca.notAfter.toISOString(), cacheSize: certCacheSize }, 'TLS interception ready');
   return { ca, store, interceptor };
