@@ -21,7 +21,7 @@ import { createLeeway } from '../../src/index.js';
 import type { Leeway } from '../../src/index.js';
 import { createUsageAccounting } from '../../src/accounting/leeway-accounting.js';
 import type { UsageAccounting } from '../../src/accounting/leeway-accounting.js';
-import { DASHBOARDS, panelQueries, substituteVariables } from '../../grafana/src/dashboards.js';
+import { DASHBOARDS, DEFAULT_VARIABLE_VALUES, panelQueries, substituteVariables } from '../../grafana/src/dashboards.js';
 import { readPromql } from '../../grafana/src/promql.js';
 import { startOrigin } from '../helpers/origin.js';
 import type { Origin } from '../helpers/origin.js';
@@ -290,14 +290,33 @@ describe('every dashboard query against a real Prometheus scraping a real Leeway
     expect(values.some((v) => Number.isFinite(v)), `no finite value for ${expr}: ${JSON.stringify(result)}`).toBe(true);
   });
 
-  it('shows what was sent: a positive leisure and business share, and every coach page continued', async () => {
-    const leisure = await scalarOf(substituteVariables(queries.find((q) => q.panel === 'Leisure share of browsing time')?.expr ?? ''));
-    const business = await scalarOf(substituteVariables(queries.find((q) => q.panel === 'Business networking share of browsing time')?.expr ?? ''));
-    expect(leisure).toBeGreaterThan(0);
-    expect(leisure).toBeLessThanOrEqual(1);
-    expect(business).toBeGreaterThan(0);
-    const continued = await scalarOf(substituteVariables(queries.find((q) => q.panel === 'Coach pages followed by Continue')?.expr ?? ''));
-    expect(continued).toBeCloseTo(1, 5);
+  it('shows what was sent: positive leisure and business shares, and every coach page continued', async () => {
+    const panel = (title: string): string => substituteVariables(queries.find((q) => q.panel === title)?.expr ?? '');
+    // Every person's activity fits in a minute or two here, so the shares are near 1 and
+    // increase()'s extrapolation can push them a little either way: only their sign is checked.
+    expect(await scalarOf(panel('Leisure share of browsing time'))).toBeGreaterThan(0);
+    expect(await scalarOf(panel('Business networking share of browsing time'))).toBeGreaterThan(0);
+    expect(await scalarOf(panel('Coach pages followed by Continue'))).toBeGreaterThan(0);
+    expect(await scalarOf(panel('Internal alternative uptake'))).toBeGreaterThan(0);
+    // Counter values themselves are exact: everyone coached chose Continue.
+    const shown = await scalarOf('sum(leeway_pages_total{page="coach", outcome="shown"})');
+    expect(shown).toBe(14);
+    expect(await scalarOf('sum(leeway_pages_total{page="coach", outcome="continued"})')).toBe(shown);
+  });
+
+  it.each([
+    ['group', 'staff'],
+    ['group', 'sales'],
+    // A multi-value selection, formatted the way Grafana writes it for a regex matcher.
+    ['category', '(social-leisure|community|malware)'],
+  ])('panels filtered on $%s = %s return data too', async (variable, value) => {
+    const filtered = queries.filter((q) => q.expr.includes(`$${variable}`));
+    expect(filtered.length).toBeGreaterThan(3);
+    for (const q of filtered) {
+      const expr = substituteVariables(q.expr, { ...DEFAULT_VARIABLE_VALUES, [variable]: value });
+      const result = (await promQuery(expr)).data?.result ?? [];
+      expect(result.length, `empty result for ${expr}`).toBeGreaterThan(0);
+    }
   });
 
   it('sees the same counts in Prometheus as in /metrics', async () => {
