@@ -79,8 +79,7 @@ export interface ForwardOptions {
 }
 
 export function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, options: ForwardOptions, done: (outcome: ForwardOutcome) => void): void {
-  const headers = forwardHeaders(req.rawHeaders, { keepTransferEncoding: true, drop: options.dropHeader });
-  if (req.headers.host === undefined) headers.push('Host', hostHeader(target));
+  const headers = forwardHeaders(req.rawHeaders, { keepTransferEncoding: true, drop: options.dropHeader, host: hostHeader(target) });
   let bytesIn = 0;
   let bytesOut = 0;
   let status = 0;
@@ -152,7 +151,7 @@ export function forward(req: IncomingMessage, res: ServerResponse, target: Forwa
   req.pipe(upstream);
 }
 
-function hostHeader(target: ForwardTarget): string {
+export function hostHeader(target: { scheme: 'http' | 'https'; host: string; port: number }): string {
   const host = isIP(target.host) === 6 ? `[${target.host}]` : target.host;
   const defaultPort = target.scheme === 'https' ? 443 : 80;
   return target.port === defaultPort ? host : `${host}:${target.port}`;

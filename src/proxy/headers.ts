@@ -33,6 +33,11 @@ function connectionListed(raw: readonly string[]): ReadonlySet<string> | undefin
 }
 
 export interface RewriteOptions {
+  /**
+   * Replace Host with this value: a proxy must ignore the Host of an absolute-form request
+   * and use the target's authority (RFC 9112 §3.2.2). Undefined keeps Host as received.
+   */
+  readonly host?: string | undefined;
   /** A header to drop as well (the trusted identity header, once used). */
   readonly drop?: string | undefined;
   /** Keep Transfer-Encoding (Node re-frames the body the same way); false for HTTP/1.0 clients. */
@@ -59,6 +64,7 @@ export function forwardHeaders(raw: readonly string[], options: RewriteOptions):
     }
     if (listed !== undefined && listed.has(lower)) continue;
     if (lower === 'transfer-encoding' && !options.keepTransferEncoding) continue;
+    if (options.host !== undefined && lower === 'host') continue;
     if (options.drop !== undefined && lower === options.drop) continue;
     if (lower === 'via') {
       via = via === undefined ? value : `${via}, ${value}`;
@@ -66,6 +72,7 @@ export function forwardHeaders(raw: readonly string[], options: RewriteOptions):
     }
     out.push(name, value);
   }
+  if (options.host !== undefined) out.push('Host', options.host);
   out.push('Via', via === undefined ? VIA_VALUE : `${via}, ${VIA_VALUE}`);
   return out;
 }

@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { LeewayError } from '../errors.js';
 import { forwardHeaders } from './headers.js';
+import { hostHeader } from './forward.js';
 import type { ForwardTarget } from './forward.js';
 import { relay } from './tunnel.js';
 import type { TunnelResult } from './tunnel.js';
@@ -34,7 +35,7 @@ export function proxyWebSocket(
   failed: (error: LeewayError) => void,
   closed: (result: TunnelResult & { status: number }) => void,
 ): void {
-  const headers = forwardHeaders(req.rawHeaders, { keepTransferEncoding: false, keepUpgrade: true, drop: options.dropHeader });
+  const headers = forwardHeaders(req.rawHeaders, { keepTransferEncoding: false, keepUpgrade: true, drop: options.dropHeader, host: hostHeader(target) });
   const secure = target.scheme === 'https';
   const requestOptions: https.RequestOptions = {
     host: target.destination.address,

@@ -60,6 +60,12 @@ describe('forwarding', () => {
     expect(response).toMatch(/\r\nVia: 1\.1 leeway\r\n/i);
   });
 
+  it('sends the target authority as Host, whatever Host the client sent (RFC 9112 §3.2.2)', async () => {
+    const response = await rawExchange(proxy.port, `GET http://origin.test:${origin.port}/hello HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n`);
+    expect(statusOf(response)).toBe(200);
+    expect(origin.received.at(-1)?.headers.host).toBe(`origin.test:${origin.port}`);
+  });
+
   it('reuses one origin connection for several requests (keep-alive)', async () => {
     const before = origin.connections();
     for (let i = 0; i < 10; i++) {
