@@ -6,6 +6,7 @@
  * attach() registers `/metrics` and the `/` status page on the admin listener.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DestinationStream } from 'pino';
 import type { Accounting, PageEvent, RequestRecord, TunnelActivity } from '../proxy/account.js';
 import type { Pseudonym } from '../identity/pseudonym.js';
 import { NO_USAGE } from '../policy/types.js';
@@ -33,6 +34,11 @@ export interface UsageAccountingOptions {
   readonly clock?: () => number;
   /** prom-client's process metrics. Default true. */
   readonly defaultMetrics?: boolean;
+  /**
+   * Where access lines go (e.g. `pino.destination({ dest: 1, sync: false, minLength: 4096 })`):
+   * a logger of their own without a redaction pass. Default: the `logger`, redaction included.
+   */
+  readonly accessLogDestination?: DestinationStream;
   /** Package version for the status page. */
   readonly version?: string;
 }
@@ -79,7 +85,11 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
       // The zone is fixed at start: changing settings.timeZone needs a restart to move the day boundary.
       const ledger = new UsageLedger({ timeZone: proxy.policy.settings.timeZone, categoryKind: (c) => proxy.policy.categoryKinds[c] ?? 'other' });
       metrics = new LeewayMetrics({ policy, ledger, defaultMetrics: options.defaultMetrics ?? true });
-      const accessLog = createAccessLog({ mode: () => proxy.policy.settings.accessLog, logger });
+      const accessLog = createAccessLog({
+        mode: () => proxy.policy.settings.accessLog,
+        logger,
+        ...(options.accessLogDestination === undefined ? {} : { destination: options.accessLogDestination }),
+      });
       inner = createAccounting({ policy, ledger, metrics, accessLog, logger, clock });
 
       const registry = metrics;

@@ -7,7 +7,9 @@
  * property of whatever the caller holds (user, client address, host, path, query) can slip in.
  * Site and category are the policy's names, `other` otherwise: the host is never written.
  */
+import type { DestinationStream } from 'pino';
 import type { AccessLogMode } from '../policy/types.js';
+import { createLogger } from './logger.js';
 import type { Logger } from './logger.js';
 
 /** Everything an access line may ever carry. */
@@ -57,11 +59,18 @@ export interface AccessLog {
 export interface AccessLogOptions {
   /** The live mode (policy reloads may change it); read per line. */
   readonly mode: () => AccessLogMode;
+  /** Warnings go here; access lines too unless `destination` is given. */
   readonly logger: Logger;
+  /**
+   * Where access lines go through a logger of their own: no redaction pass (the allow-list
+   * already guarantees what a line holds) and, with a buffered destination, no write per request.
+   */
+  readonly destination?: DestinationStream;
 }
 
 export function createAccessLog(options: AccessLogOptions): AccessLog {
-  const access = options.logger.child({ log: 'access' });
+  const base = options.destination === undefined ? options.logger : createLogger({ level: 'info', destination: options.destination, allowListedFieldsOnly: true });
+  const access = base.child({ log: 'access' });
   let warnedFor: AccessLogMode | undefined;
   const warnIfPseudonymous = (mode: AccessLogMode): void => {
     if (mode === 'pseudonymous' && warnedFor !== mode) {

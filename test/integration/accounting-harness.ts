@@ -146,7 +146,8 @@ export async function startHarness(mode: AccessLogMode): Promise<Harness> {
 
   let now = T0;
   const clock = (): number => now;
-  const usage = createUsageAccounting({ logger, clock, defaultMetrics: true });
+  // Access lines through their own (unredacted, allow-listed) logger, as `leeway start` does.
+  const usage = createUsageAccounting({ logger, clock, defaultMetrics: true, accessLogDestination: destination });
   const inputFiles = await listFiles(dir);
   const previousCwd = process.cwd();
   // The proxy runs with the temp dir as its working directory, so any file it writes lands there.

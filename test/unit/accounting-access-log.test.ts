@@ -59,3 +59,16 @@ describe('access log modes', () => {
     expect(log.mode).toBe('pseudonymous');
   });
 });
+
+describe('access log on its own destination', () => {
+  it('writes access lines there and warnings to the main logger', () => {
+    const main: Record<string, unknown>[] = [];
+    const own: Record<string, unknown>[] = [];
+    const logger = createLogger({ destination: { write: (line: string) => void main.push(JSON.parse(line) as Record<string, unknown>) } });
+    const log = createAccessLog({ mode: () => 'pseudonymous', logger, destination: { write: (line: string) => void own.push(JSON.parse(line) as Record<string, unknown>) } });
+    log.write(entry);
+    expect(main.map((line) => line.level)).toEqual(['warn']);
+    expect(own).toHaveLength(1);
+    expect(own[0]).toMatchObject({ msg: 'access', log: 'access', site: 'facebook', pseudonym: 'PSEUDO123', service: 'leeway' });
+  });
+});
