@@ -8,6 +8,7 @@ import { parseCommandArgs, UsageError } from './args.js';
 import { createLogger } from '../log/logger.js';
 import { createLeeway } from '../proxy/leeway.js';
 import { isLeewayError } from '../errors.js';
+import pino from 'pino';
 import { createUsageAccounting } from '../accounting/leeway-accounting.js';
 import { deferredInterceptor, registerCaRoutes, setupInterception } from '../tls/interception.js';
 
@@ -34,7 +35,9 @@ export async function run(args: string[]): Promise<number> {
   const logger = createLogger({ level: process.env.LEEWAY_LOG_LEVEL ?? 'info' });
   const policies = values.policies ?? process.env.LEEWAY_POLICIES ?? './policies';
   // Active minutes, quotas, /metrics, the status page and the access log (issue 5).
-  const usage = createUsageAccounting({ logger });
+  // Access lines on stdout through their own asynchronous destination: writes coalesce under
+  // load instead of one write per request (pino flushes it on exit).
+  const usage = createUsageAccounting({ logger, accessLogDestination: pino.destination({ dest: 1, sync: false }) });
   // The CA paths live in the policy, which createLeeway loads: the interceptor is set just after.
   const interceptor = deferredInterceptor();
   let leeway;
