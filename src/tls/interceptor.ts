@@ -11,7 +11,7 @@
  */
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { LRUCache } from 'lru-cache';
@@ -114,7 +114,10 @@ export function createTlsInterceptor(options: TlsInterceptorOptions): TlsInterce
   };
 
   const terminate = (client: Duplex, head: Buffer, host: string, context: SecureContext, inner: InnerHandlers): void => {
-    const socket = new TLSSocket(withHead(client, head), {
+    // Bytes the client sent right behind its CONNECT (often the ClientHello): TLSSocket replays
+    // what is buffered on the socket before it reads from the handle.
+    if (head.length > 0) client.unshift(head);
+    const socket = new TLSSocket(client, {
       isServer: true,
       secureContext: context,
       ALPNProtocols: ['http/1.1'],
@@ -205,35 +208,4 @@ function sameHost(servername: string, host: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * TLSSocket reads a net.Socket through its native handle, so bytes already read (the ClientHello
- * a client sent right behind its CONNECT, in `head`) would be lost. Only then is the socket
- * wrapped in a JS stream that replays them first; the usual case keeps the fast native path.
- */
-function withHead(client: Duplex, head: Buffer): Duplex {
-  if (head.length === 0) return client;
-  const wrapper = new Duplex({
-    read() {
-      client.resume();
-    },
-    write(chunk: Buffer, _encoding, callback) {
-      client.write(chunk, callback);
-    },
-    final(callback) {
-      client.end(callback);
-    },
-    destroy(error, callback) {
-      client.destroy(error ?? undefined);
-      callback(error);
-    },
-  });
-  wrapper.push(head);
-  client.on('data', (chunk: Buffer) => {
-    if (!wrapper.push(chunk)) client.pause();
-  });
-  client.on('end', () => wrapper.push(null));
-  client.on('close', () => wrapper.destroy());
-  return wrapper;
 }

@@ -285,6 +285,52 @@ describe('TLS interception', () => {
     expect(JSON.stringify(interception.interceptor.handshakeFailures)).toBe(before);
   });
 
+  it('a ClientHello sent in the same packet as the CONNECT (head) is not lost', async () => {
+    const raw = net.connect({ host: '127.0.0.1', port: proxy.port });
+    await new Promise<void>((resolve) => raw.once('connect', () => resolve()));
+    // TLS writes into `middle`; its first flight is held back and sent glued to the CONNECT.
+    let firstFlight: ((chunk: Buffer) => void) | undefined;
+    const firstChunk = new Promise<Buffer>((resolve) => (firstFlight = resolve));
+    let sentFirst = false;
+    const middle = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        if (!sentFirst) {
+          sentFirst = true;
+          firstFlight?.(chunk);
+        } else raw.write(chunk);
+        callback();
+      },
+    });
+    const tls = tlsConnect({ socket: middle, servername: 'inspected.test', ca: leewayCaPem });
+    const hello = await firstChunk;
+    raw.write(Buffer.concat([Buffer.from(`CONNECT inspected.test:${originPort} HTTP/1.1\r\nHost: inspected.test:${originPort}\r\n\r\n`), hello]));
+    let buffered = Buffer.alloc(0);
+    let headerDone = false;
+    raw.on('data', (chunk: Buffer) => {
+      if (headerDone) return void middle.push(chunk);
+      buffered = Buffer.concat([buffered, chunk]);
+      const end = buffered.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      headerDone = true;
+      expect(buffered.subarray(0, end).toString('latin1')).toMatch(/^HTTP\/1\.1 200/);
+      if (buffered.length > end + 4) middle.push(buffered.subarray(end + 4));
+    });
+    raw.on('close', () => middle.push(null));
+    await new Promise<void>((resolve, reject) => {
+      tls.once('secureConnect', resolve);
+      tls.once('error', reject);
+    });
+    expect(tls.getPeerCertificate().issuer.CN).toBe('Leeway Test Interception CA');
+    tls.write(`GET /head HTTP/1.1\r\nHost: inspected.test:${originPort}\r\nConnection: close\r\n\r\n`);
+    let answer = '';
+    tls.setEncoding('utf8');
+    for await (const chunk of tls) answer += String(chunk);
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer).toContain(`secure origin inspected.test:${originPort} /head`);
+    raw.destroy();
+  });
+
   it('serves the CA certificate at /.leeway/ca.pem and /.leeway/ca.crt on the proxy port', async () => {
     const pem = await fetchLocal('/.leeway/ca.pem');
     expect(pem.status).toBe(200);
