@@ -1,0 +1,399 @@
+/**
+ * Forwarding benchmark (issue 3): the same loads direct, through Leeway, through a 30-line
+ * http-proxy forwarder with a keep-alive agent, and through Squid (when /usr/sbin/squid exists,
+ * started here on loopback with caching off). Each proxy runs in its own process pinned to
+ * core 1 (`taskset -c 1`); origin and load generator share core 0.
+ *
+ *   1 KiB GET, 50 keep-alive connections: requests/s, p50/p99 latency (autocannon, absolute URL as path)
+ *   1 MiB GET, 10 connections: MiB/s
+ *   CONNECT tunnel, 4 streams from a TCP source: MiB/s (direct: the same streams without a proxy)
+ *
+ * "leeway" is `leeway start` as shipped (metrics and usage accounting on, access log off like
+ * Squid's here); "leeway core" is createLeeway() alone, to show what the pipeline itself costs.
+ * Each proxy's CPU time per unit of work is printed too: on a shared machine it is steadier
+ * than wall-clock rates.
+ *
+ * Ratios are to direct and to Squid measured in the same run. BENCH_SECONDS (default 5) and
+ * BENCH_ROUNDS (default 1; the median is reported) tune the length.
+ * Run alone: `npx tsx bench/forwarding.ts`.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+// @ts-expect-error autocannon ships no type declarations; the part used here is typed below.
+import autocannonUntyped from 'autocannon';
+
+interface CannonResult {
+  readonly requests: { readonly average: number; readonly total: number };
+  readonly latency: { readonly p50: number; readonly p99: number };
+  readonly throughput: { readonly average: number; readonly total: number };
+  readonly non2xx: number;
+  readonly errors: number;
+}
+const autocannon = autocannonUntyped as (options: { url: string; connections: number; duration: number; requests: { method: string; path: string }[] }) => Promise<CannonResult>;
+
+const here = fileURLToPath(import.meta.url);
+const repoRoot = join(here, '..', '..');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? '5');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '1');
+// BENCH_QUICK=1 measures only the 1 KiB load (for A/B runs while tuning).
+const QUICK = process.env.BENCH_QUICK === '1';
+const KIB = Buffer.alloc(1024, 97);
+const MIB = Buffer.alloc(1024 * 1024, 98);
+
+// ---- roles run in child processes ---------------------------------------------------------------
+
+/** The origin: /1k and /1m over HTTP, and a TCP source that streams as fast as it can. */
+async function originRole(): Promise<void> {
+  const server = http.createServer((req, res) => {
+    const body = req.url === '/1m' ? MIB : KIB;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(body.length) });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const chunk = Buffer.alloc(256 * 1024, 99);
+  const source = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    const pump = (): void => {
+      while (!socket.destroyed && socket.write(chunk));
+    };
+    socket.on('drain', pump);
+    // Start once the client has said something (through a proxy: after the tunnel is up).
+    socket.once('data', pump);
+  });
+  await new Promise<void>((resolve) => source.listen(0, '127.0.0.1', resolve));
+  console.log(JSON.stringify({ http: (server.address() as AddressInfo).port, source: (source.address() as AddressInfo).port }));
+}
+
+/** The naive baseline: http-proxy with a keep-alive agent, and CONNECT piped with `net`. */
+async function naiveRole(): Promise<void> {
+  const { default: httpProxy } = await import('http-proxy');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const proxy = httpProxy.createProxyServer({ agent });
+  proxy.on('error', (_error, _req, res) => {
+    if ('writeHead' in res && !res.headersSent) res.writeHead(502);
+    res.end();
+  });
+  const server = http.createServer((req, res) => proxy.web(req, res, { target: req.url, prependPath: false }));
+  server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    const [host = '', port = '443'] = (req.url ?? '').split(':');
+    const upstream = net.connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }));
+}
+
+/** Leeway's core alone (createLeeway, no accounting or metrics): what the pipeline itself costs. */
+async function coreRole(policies: string): Promise<void> {
+  const { createLeeway } = await import('../src/index.js');
+  const leeway = await createLeeway({ policies, listen: '127.0.0.1:0', admin: false });
+  const addresses = await leeway.listen();
+  console.log(JSON.stringify({ port: addresses.proxy.port }));
+}
+
+// ---- the bench ----------------------------------------------------------------------------------
+
+interface Figures {
+  rps: number;
+  p50: number;
+  p99: number;
+  mibps1m: number;
+  tunnelMibps: number;
+  /** Proxy CPU time per 1 KiB request (µs), per MiB forwarded and per MiB tunnelled (ms): robust to noisy neighbours. */
+  cpuPerRequestUs: number;
+  cpuPerMibMs: number;
+  cpuPerTunnelMibMs: number;
+}
+
+interface Target {
+  readonly name: string;
+  /** Proxy port, or undefined for direct. */
+  readonly port: number | undefined;
+  /** Proxy process id, for its CPU time. */
+  readonly pid: number | undefined;
+}
+
+/** user+system CPU seconds of a process, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime), counted from after the command name: indexes 11 and 12.
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = 100;
+
+function spawnRole(args: string[], pin: boolean): ChildProcess {
+  const command = pin && existsSync('/usr/bin/taskset') ? '/usr/bin/taskset' : process.execPath;
+  const full = command === process.execPath ? args : ['-c', pin ? '1' : '0', process.execPath, ...args];
+  return spawn(command, full, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LEEWAY_LOG_LEVEL: 'info' } });
+}
+
+function firstJsonLine(child: ChildProcess, match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => reject(new Error('child did not report its port in time')), 30_000);
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (text: string) => {
+      buffer += text;
+      for (const raw of buffer.split('\n').slice(0, -1)) {
+        try {
+          const line = JSON.parse(raw) as Record<string, unknown>;
+          if (match(line)) {
+            clearTimeout(timer);
+            return resolve(line);
+          }
+        } catch {
+          // not JSON: ignore
+        }
+      }
+      buffer = buffer.slice(buffer.lastIndexOf('\n') + 1);
+    });
+    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+  });
+}
+
+async function cannon(target: Target, url: string, connections: number): Promise<CannonResult> {
+  const base = target.port === undefined ? new URL(url).origin : `http://127.0.0.1:${target.port}`;
+  return autocannon({
+    url: base,
+    connections,
+    duration: SECONDS,
+    // Through a proxy the request target is the absolute URL (autocannon has no proxy option).
+    requests: [{ method: 'GET', path: target.port === undefined ? new URL(url).pathname : url }],
+  });
+}
+
+/** 4 CONNECT tunnels (or direct sockets) reading from the TCP source for SECONDS; MiB/s. */
+async function tunnelRate(target: Target, sourcePort: number): Promise<{ mibps: number; mib: number }> {
+  const streams = 4;
+  let bytes = 0;
+  const sockets: net.Socket[] = [];
+  await Promise.all(
+    Array.from({ length: streams }, async () => {
+      const socket = net.connect({ host: '127.0.0.1', port: target.port ?? sourcePort });
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      if (target.port !== undefined) {
+        socket.write(`CONNECT 127.0.0.1:${sourcePort} HTTP/1.1\r\nHost: 127.0.0.1:${sourcePort}\r\n\r\n`);
+        await new Promise<void>((resolve, reject) => {
+          let head = '';
+          const onData = (chunk: Buffer): void => {
+            head += chunk.toString('latin1');
+            const end = head.indexOf('\r\n\r\n');
+            if (end === -1) return;
+            socket.off('data', onData);
+            if (!head.startsWith('HTTP/1.1 200') && !head.startsWith('HTTP/1.0 200')) return reject(new Error(`${target.name}: CONNECT refused: ${head.split('\r\n')[0]}`));
+            resolve();
+          };
+          socket.on('data', onData);
+        });
+      }
+    }),
+  );
+  const start = process.hrtime.bigint();
+  for (const socket of sockets) {
+    socket.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    socket.write('go');
+  }
+  await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  for (const socket of sockets) socket.destroy();
+  return { mibps: bytes / seconds / 1024 / 1024, mib: bytes / 1024 / 1024 };
+}
+
+async function measure(target: Target, ports: { http: number; source: number }): Promise<Figures> {
+  let cpu = cpuSeconds(target.pid);
+  const small = await cannon(target, `http://127.0.0.1:${ports.http}/1k`, 50);
+  if (small.non2xx > 0 || small.errors > 0) throw new Error(`${target.name}: ${small.non2xx} non-2xx, ${small.errors} errors on 1 KiB`);
+  const smallCpu = cpuSeconds(target.pid) - cpu;
+  if (QUICK) {
+    return { rps: small.requests.average, p50: small.latency.p50, p99: small.latency.p99, mibps1m: NaN, tunnelMibps: NaN, cpuPerRequestUs: (smallCpu / small.requests.total) * 1e6, cpuPerMibMs: NaN, cpuPerTunnelMibMs: NaN };
+  }
+  cpu = cpuSeconds(target.pid);
+  const large = await cannon(target, `http://127.0.0.1:${ports.http}/1m`, 10);
+  if (large.non2xx > 0 || large.errors > 0) throw new Error(`${target.name}: ${large.non2xx} non-2xx, ${large.errors} errors on 1 MiB`);
+  const largeCpu = cpuSeconds(target.pid) - cpu;
+  cpu = cpuSeconds(target.pid);
+  const tunnel = await tunnelRate(target, ports.source);
+  const tunnelCpu = cpuSeconds(target.pid) - cpu;
+  const largeMib = large.throughput.total / 1024 / 1024;
+  return {
+    rps: small.requests.average,
+    p50: small.latency.p50,
+    p99: small.latency.p99,
+    mibps1m: large.throughput.average / 1024 / 1024,
+    tunnelMibps: tunnel.mibps,
+    cpuPerRequestUs: (smallCpu / small.requests.total) * 1e6,
+    cpuPerMibMs: (largeCpu / largeMib) * 1e3,
+    cpuPerTunnelMibMs: (tunnelCpu / tunnel.mib) * 1e3,
+  };
+}
+
+async function startSquid(dir: string, ports: { http: number; source: number }): Promise<{ port: number; child: ChildProcess } | undefined> {
+  if (!existsSync('/usr/sbin/squid')) return undefined;
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  await chmod(dir, 0o777);
+  const conf = join(dir, 'squid.conf');
+  await writeFile(
+    conf,
+    [
+      `http_port 127.0.0.1:${port}`,
+      `pid_filename ${join(dir, 'squid.pid')}`,
+      `cache_log ${join(dir, 'cache.log')}`,
+      `coredump_dir ${dir}`,
+      'access_log none',
+      'cache deny all',
+      'cache_mem 0 MB',
+      'shutdown_lifetime 0 seconds',
+      'acl bench_clients src 127.0.0.1/32',
+      `acl SSL_ports port ${ports.source}`,
+      'acl CONNECT method CONNECT',
+      'http_access deny CONNECT !SSL_ports',
+      'http_access allow bench_clients',
+      'http_access deny all',
+      'forwarded_for delete',
+    ].join('\n'),
+  );
+  const child = spawn('/usr/bin/taskset', ['-c', '1', '/usr/sbin/squid', '-N', '-f', conf], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (up) return { port, child };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill('SIGKILL');
+  return undefined;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+export async function run(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'leeway-bench-'));
+  const children: ChildProcess[] = [];
+  try {
+    const origin = spawnRole(['--import', 'tsx', here, '--role', 'origin'], false);
+    children.push(origin);
+    const ports = (await firstJsonLine(origin, (line) => typeof line.http === 'number')) as unknown as { http: number; source: number };
+
+    const policies = join(dir, 'policies');
+    await writeFile(join(dir, 'placeholder'), '');
+    await import('node:fs/promises').then((fs) => fs.mkdir(policies));
+    await writeFile(
+      join(policies, 'settings.yaml'),
+      `settings:\n  timeZone: UTC\n  accessLog: aggregate-only\n  interception: { enabled: false }\n  proxy:\n    clients: [127.0.0.0/8]\n    connectPorts: [${ports.source}]\n    egress: { allow: [127.0.0.0/8] }\n`,
+    );
+    await writeFile(join(policies, 'rules.yaml'), `rules: []\ndefault:\n  description: Everything is allowed.\n  action: allow\n`);
+    const leewayChild = spawnRole(['--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'start', '--policies', policies, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], true);
+    children.push(leewayChild);
+    const listening = await firstJsonLine(leewayChild, (line) => line.msg === 'leeway listening');
+    const leewayPort = Number(String(listening.proxy).split(':').at(-1));
+
+    const core = spawnRole(['--import', 'tsx', here, '--role', 'core', policies], true);
+    children.push(core);
+    const corePort = Number((await firstJsonLine(core, (line) => typeof line.port === 'number')).port);
+
+    const naive = spawnRole(['--import', 'tsx', here, '--role', 'naive'], true);
+    children.push(naive);
+    const naivePort = Number((await firstJsonLine(naive, (line) => typeof line.port === 'number')).port);
+
+    const squid = await startSquid(dir, ports);
+    if (squid !== undefined) children.push(squid.child);
+
+    const targets: Target[] = [
+      { name: 'direct', port: undefined, pid: undefined },
+      { name: 'leeway', port: leewayPort, pid: leewayChild.pid },
+      { name: 'leeway core (no metrics)', port: corePort, pid: core.pid },
+      { name: 'http-proxy (keep-alive)', port: naivePort, pid: naive.pid },
+      ...(squid === undefined ? [] : [{ name: 'squid', port: squid.port, pid: squid.child.pid }]),
+    ];
+    const results = new Map<string, Figures[]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const target of targets) {
+        const figures = await measure(target, ports);
+        results.set(target.name, [...(results.get(target.name) ?? []), figures]);
+      }
+    }
+    const med = (name: string): Figures | undefined => {
+      const list = results.get(name);
+      if (list === undefined) return undefined;
+      return {
+        rps: median(list.map((f) => f.rps)),
+        p50: median(list.map((f) => f.p50)),
+        p99: median(list.map((f) => f.p99)),
+        mibps1m: median(list.map((f) => f.mibps1m)),
+        tunnelMibps: median(list.map((f) => f.tunnelMibps)),
+        cpuPerRequestUs: median(list.map((f) => f.cpuPerRequestUs)),
+        cpuPerMibMs: median(list.map((f) => f.cpuPerMibMs)),
+        cpuPerTunnelMibMs: median(list.map((f) => f.cpuPerTunnelMibMs)),
+      };
+    };
+    const direct = med('direct') as Figures;
+    const squidFigures = med('squid');
+    const ratio = (value: number, base: number | undefined): string => (base === undefined || base === 0 ? '   -' : (value / base).toFixed(2));
+    console.log(`forwarding: ${SECONDS} s per load, ${ROUNDS} round(s), proxies pinned to core 1${squid === undefined ? ', squid not installed' : ''}; load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} cores`);
+    console.log('target                    1KiB req/s  p50 ms  p99 ms  ×direct  ×squid | 1MiB MiB/s  ×direct  ×squid | tunnel MiB/s  ×direct  ×squid');
+    for (const target of targets) {
+      const f = med(target.name) as Figures;
+      console.log(
+        `${target.name.padEnd(24)}  ${f.rps.toFixed(0).padStart(10)}  ${f.p50.toFixed(1).padStart(6)}  ${f.p99.toFixed(1).padStart(6)}  ${ratio(f.rps, direct.rps).padStart(7)}  ${ratio(f.rps, squidFigures?.rps).padStart(6)} | ${f.mibps1m.toFixed(0).padStart(10)}  ${ratio(f.mibps1m, direct.mibps1m).padStart(7)}  ${ratio(f.mibps1m, squidFigures?.mibps1m).padStart(6)} | ${f.tunnelMibps.toFixed(0).padStart(12)}  ${ratio(f.tunnelMibps, direct.tunnelMibps).padStart(7)}  ${ratio(f.tunnelMibps, squidFigures?.tunnelMibps).padStart(6)}`,
+      );
+    }
+    // CPU per unit of work of each proxy process: what the proxy costs, whatever else the machine runs.
+    console.log('proxy CPU cost (lower is better)  µs per 1KiB req  ×squid | ms per MiB (1MiB)  ×squid | ms per MiB (tunnel)  ×squid');
+    const squidCpu = med('squid');
+    for (const target of targets.filter((t) => t.pid !== undefined)) {
+      const f = med(target.name) as Figures;
+      console.log(
+        `${target.name.padEnd(33)}  ${f.cpuPerRequestUs.toFixed(0).padStart(15)}  ${ratio(f.cpuPerRequestUs, squidCpu?.cpuPerRequestUs).padStart(6)} | ${f.cpuPerMibMs.toFixed(2).padStart(17)}  ${ratio(f.cpuPerMibMs, squidCpu?.cpuPerMibMs).padStart(6)} | ${f.cpuPerTunnelMibMs.toFixed(2).padStart(19)}  ${ratio(f.cpuPerTunnelMibMs, squidCpu?.cpuPerTunnelMibMs).padStart(6)}`,
+      );
+    }
+  } finally {
+    for (const child of children) child.kill('SIGKILL');
+    spawnSync('sleep', ['0.2']);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const role = process.argv.indexOf('--role');
+if (role !== -1) {
+  const name = process.argv[role + 1];
+  if (name === 'origin') await originRole();
+  else if (name === 'naive') await naiveRole();
+  else if (name === 'core') await coreRole(process.argv[role + 2] ?? '');
+} else if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await run();
+}
