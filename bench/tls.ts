@@ -74,6 +74,24 @@ async function mintBench(ca: LoadedCa, caKeyPem: string): Promise<void> {
   console.log(`  store mint incl. secure context  ${w.toFixed(2)} ms   ${(1000 / w).toFixed(0)}/s   (p99 ${percentile(whole, 99).toFixed(2)} ms)`);
 }
 
+/** TLS straight to the origin (no proxy), one GET: the machine's own speed, for scale. */
+function timedDirect(host: string, port: number, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const tls = tlsConnect({ host: '127.0.0.1', port, servername: host, ca, ALPNProtocols: ['http/1.1'] });
+    let text = '';
+    tls.setEncoding('latin1');
+    tls.on('data', (c: string) => (text += c));
+    tls.once('secureConnect', () => tls.write(`GET /bench HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+    tls.once('end', () => {
+      tls.destroy();
+      if (!text.endsWith('ok')) return reject(new Error(`unexpected answer: ${text.slice(0, 80)}`));
+      resolve(performance.now() - start);
+    });
+    tls.once('error', reject);
+  });
+}
+
 /** CONNECT through the proxy, TLS trusting `ca`, one GET with Connection: close; resolves with ms. */
 function timedRequest(proxyPort: number, host: string, port: number, ca: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -176,16 +194,19 @@ async function proxyBench(dir: string): Promise<void> {
     const newHost: number[] = [];
     const cached: number[] = [];
     const tunnel: number[] = [];
+    const direct: number[] = [];
     // Interleaved so drift in machine load hits all three alike.
     for (let i = 1; i < Math.min(ROUNDS + 1, INTERCEPTED_HOSTS) && Date.now() < deadline; i++) {
       newHost.push(await timedRequest(proxy.port, `h${i}.inspect.test`, originPort, trust));
       cached.push(await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust));
       tunnel.push(await timedRequest(proxy.port, tunnelHost, originPort, trust));
+      direct.push(await timedDirect(tunnelHost, originPort, trust));
     }
     const t = median(tunnel);
     const c = median(cached);
     const n = median(newHost);
     console.log(`through Leeway, new client connection each, ${tunnel.length} rounds (median / p90 ms):`);
+    console.log(`  (direct to the origin, no proxy  ${median(direct).toFixed(2)} / ${percentile(direct, 90).toFixed(2)}   for scale)`);
     console.log(`  blind tunnel                      ${t.toFixed(2)} / ${percentile(tunnel, 90).toFixed(2)}   (baseline)`);
     console.log(`  intercepted, cached host          ${c.toFixed(2)} / ${percentile(cached, 90).toFixed(2)}   ${(c / t).toFixed(2)}x tunnel   (target <= 1.3x)`);
     console.log(`  intercepted, new host (mint)      ${n.toFixed(2)} / ${percentile(newHost, 90).toFixed(2)}   ${(n / t).toFixed(2)}x tunnel   (target <= 10 ms)`);
