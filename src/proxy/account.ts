@@ -5,10 +5,14 @@
  */
 import type { QuotaState, UsageView } from '../policy/types.js';
 import { NO_USAGE } from '../policy/types.js';
+import type { Duplex } from 'node:stream';
 import type { Pseudonym } from '../identity/pseudonym.js';
 import type { LeewayErrorCode } from '../errors.js';
 
 export type TrafficKind = 'http' | 'https' | 'tunnel' | 'websocket';
+
+/** What a client connection carries now: plain HTTP, a blind tunnel, an intercepted tunnel, a WebSocket. */
+export type ConnectionKind = 'http' | 'tunnel' | 'intercepted' | 'websocket';
 
 /** The action the proxy actually took (after acknowledgements and interception choices). */
 export type EnforcedAction = 'allow' | 'coach' | 'suggest' | 'readonly' | 'block' | 'refused' | 'error';
@@ -68,6 +72,11 @@ export interface Accounting {
   /** Reported as bytes flow (per chunk or batched), so long tunnels count as active while open. */
   tunnelBytes(record: TunnelActivity): void;
   pageEvent(event: PageEvent): void;
+  /**
+   * Optional, for `leeway_open_connections{kind}`: a client connection opened (`http`) or now
+   * carries something else (a tunnel, a WebSocket). The receiver watches the socket's close.
+   */
+  connection?(socket: Duplex, kind: ConnectionKind): void;
 }
 
 export const noopAccounting: Accounting = Object.freeze({

@@ -142,6 +142,8 @@ export async function createLeeway(options: LeewayOptions): Promise<Leeway> {
   };
 
   const attach = (server: http.Server): void => {
+    const accounting = options.accounting;
+    if (accounting?.connection !== undefined) server.on('connection', (socket: Duplex) => accounting.connection?.(socket, 'http'));
     server.on('request', handlers.request);
     server.on('connect', handlers.connect);
     server.on('upgrade', handlers.upgrade);

@@ -23,7 +23,7 @@ import type { Decision } from '../policy/types.js';
 import type { AcknowledgementStore } from '../pages/acknowledgements.js';
 import type { ContinueTokens } from '../pages/continue-token.js';
 import { proxyAuthenticateHeader } from '../identity/proxy-auth.js';
-import type { Accounting, EnforcedAction, PageKind, TrafficKind } from './account.js';
+import type { Accounting, EnforcedAction, PageKind, TrafficKind, ConnectionKind } from './account.js';
 import { noopAccounting } from './account.js';
 import { acceptClient } from './accept.js';
 import type { Identifier, Identity, IdentifyResult } from './identify.js';
@@ -212,7 +212,7 @@ export class Pipeline {
     const interceptor = this.deps.interceptor;
     const wantsInspection = page !== undefined || decision.needsInspection;
     if (wantsInspection && interceptor !== undefined && interceptor.available && runtime.interceptionEnabled && !runtime.policy.isDoNotInspect(host)) {
-      this.#track(socket);
+      this.#track(socket, 'intercepted');
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       interceptor.intercept(socket, head, { host, port }, this.inner(identity, host, port));
       return;
@@ -228,7 +228,7 @@ export class Pipeline {
         this.#record(visit, decision, 'error', destination.status, 0, 0, destination);
         return this.#rawRefusal(socket, destination);
       }
-      this.#track(socket);
+      this.#track(socket, 'tunnel');
       openTunnel(
         socket,
         head,
@@ -259,7 +259,7 @@ export class Pipeline {
     }
     this.#resolve(runtime, target.host, target.port, (destination) => {
       if (destination instanceof LeewayError) return this.#rawRefusal(socket, destination);
-      this.#track(socket);
+      this.#track(socket, 'websocket');
       proxyWebSocket(
         req,
         socket,
@@ -349,7 +349,8 @@ export class Pipeline {
     return this.deps.accounting.usage(identity.pseudonym);
   }
 
-  #track(socket: Duplex): void {
+  #track(socket: Duplex, kind: ConnectionKind): void {
+    this.#accounting?.connection?.(socket, kind);
     this.detached.add(socket);
     socket.once('close', () => this.detached.delete(socket));
   }
