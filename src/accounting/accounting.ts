@@ -3,7 +3,8 @@
  * (active minutes, quotas), the metrics and the access log. The proxy never waits on it and a
  * fault here must never fail a request, so every entry point is guarded.
  */
-import type { Accounting, PageEvent, RequestRecord, TunnelActivity } from '../proxy/account.js';
+import type { Duplex } from 'node:stream';
+import type { Accounting, ConnectionKind, PageEvent, RequestRecord, TunnelActivity } from '../proxy/account.js';
 import type { Pseudonym } from '../identity/pseudonym.js';
 import type { CompiledPolicy, UsageView } from '../policy/types.js';
 import type { Logger } from '../log/logger.js';
@@ -99,6 +100,10 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
         // Only what the person sends is activity: an origin pushing to a background tab is not.
         if (record.direction === 'client-to-origin' && record.bytes > 0) countActivity(record);
       });
+    },
+
+    connection(socket: Duplex, kind: ConnectionKind): void {
+      guard('connection', () => metrics.trackConnection(socket, kind));
     },
 
     pageEvent(event: PageEvent): void {

@@ -9,6 +9,7 @@
  * Counters grow as events come; the gauges that describe "today" are computed from the
  * UsageLedger at scrape time.
  */
+import type { Duplex } from 'node:stream';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ERROR_CODES } from '../errors.js';
 import type { LeewayErrorCode } from '../errors.js';
@@ -23,9 +24,10 @@ export const PAGE_LABELS = ['coach', 'suggest', 'block', 'readonly'] as const;
 export const OUTCOME_LABELS = ['shown', 'continued', 'alternative'] as const;
 export const PURPOSE_LABELS = ['business', 'break', 'unsaid'] as const;
 export const DIRECTION_LABELS = ['client-to-origin', 'origin-to-client'] as const;
-export const CONNECTION_KIND_LABELS = ['http', 'https', 'tunnel', 'websocket', 'admin'] as const;
+export const CONNECTION_KIND_LABELS = ['http', 'tunnel', 'intercepted', 'websocket'] as const;
 export const REQUEST_KIND_LABELS = ['http', 'https'] as const;
-export const HANDSHAKE_FAILURE_LABELS = ['unknown-ca', 'protocol', 'timeout', 'reset'] as const;
+/** The TLS interceptor's reasons (src/tls/interceptor.ts HandshakeFailureReason). */
+export const HANDSHAKE_FAILURE_LABELS = ['unknown-ca', 'bad-certificate', 'certificate-unknown', 'closed', 'closed-after-handshake', 'timeout', 'protocol', 'no-certificate'] as const;
 export const RELOAD_RESULTS = ['success', 'failure'] as const;
 
 export type ActionLabel = (typeof ACTION_LABELS)[number];
@@ -61,6 +63,7 @@ export class LeewayMetrics {
   readonly #ledger: UsageLedger;
   readonly #names = new WeakMap<CompiledPolicy, PolicyNames>();
   #certificateCacheSize: () => number = () => 0;
+  readonly #connectionKinds = new WeakMap<Duplex, string>();
 
   readonly #requests: Counter<'category' | 'site' | 'action'>;
   readonly #activeMinutes: Counter<'category' | 'site' | 'group'>;
@@ -156,7 +159,7 @@ export class LeewayMetrics {
     });
     this.#openConnections = new Gauge({
       name: 'leeway_open_connections',
-      help: 'Connections open now, by kind.',
+      help: 'Client connections open now, by what they carry: plain HTTP, a blind tunnel, an intercepted tunnel, a WebSocket (each connection in one kind).',
       labelNames: ['kind'],
       registers,
     });
@@ -276,6 +279,28 @@ export class LeewayMetrics {
   requestDuration(kind: RequestKindLabel, seconds: number): void {
     if (!(seconds >= 0)) return;
     this.#duration.observe({ kind: oneOf(REQUEST_KIND_LABELS, kind) }, seconds);
+  }
+
+  /**
+   * A client connection opened, or now carries another kind (a keep-alive HTTP connection that
+   * becomes a tunnel moves from http to tunnel), so the kinds add up to the open connections.
+   */
+  trackConnection(socket: Duplex, kind: ConnectionKindLabel): void {
+    const label = oneOf(CONNECTION_KIND_LABELS, kind);
+    const previous = this.#connectionKinds.get(socket);
+    if (previous === label) return;
+    if (previous === undefined) {
+      if (socket.destroyed) return;
+      socket.once('close', () => {
+        const last = this.#connectionKinds.get(socket);
+        if (last !== undefined) this.#openConnections.dec({ kind: last });
+        this.#connectionKinds.delete(socket);
+      });
+    } else {
+      this.#openConnections.dec({ kind: previous });
+    }
+    this.#connectionKinds.set(socket, label);
+    this.#openConnections.inc({ kind: label });
   }
 
   connectionOpened(kind: ConnectionKindLabel): void {

@@ -107,6 +107,23 @@ describe('requests', () => {
     expect(await value(metrics, 'leeway_http_request_duration_seconds_bucket{le="0.05",kind="https"}')).toBe(1);
   });
 
+  it('counts a tunnel at the minute it was opened, not the minute it closed', () => {
+    const { accounting } = setup();
+    // Opened at T0, closed 10 minutes later with only origin pushes in between.
+    accounting.requestDone(request({ kind: 'tunnel', at: T0 + 600_000, durationMs: 600_000 }));
+    expect(accounting.usage(P1).minutesUsedToday({ kind: 'site', name: 'facebook' })).toBe(1);
+    accounting.requestDone(request({ kind: 'http', at: T0 + 30_000, durationMs: 100 }));
+    expect(accounting.usage(P1).minutesUsedToday({ kind: 'site', name: 'facebook' })).toBe(1);
+  });
+
+  it('counts origin failures by code, and nothing else as one', async () => {
+    const { accounting, metrics } = setup();
+    accounting.requestDone(request({ action: 'error', status: 504, errorCode: 'LEEWAY_ERR_UPSTREAM_TIMEOUT' }));
+    accounting.requestDone(request({ action: 'error', status: 403, errorCode: 'LEEWAY_ERR_EGRESS_FORBIDDEN' }));
+    expect(await value(metrics, 'leeway_upstream_errors_total{code="LEEWAY_ERR_UPSTREAM_TIMEOUT"}')).toBe(1);
+    expect(await value(metrics, 'leeway_upstream_errors_total{code="LEEWAY_ERR_EGRESS_FORBIDDEN"}')).toBe(0);
+  });
+
   it('never lets a fault reach the proxy', () => {
     const { accounting, lines } = setup();
     const broken = request({ at: Number.NaN });

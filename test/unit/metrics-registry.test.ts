@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { register as globalRegistry } from 'prom-client';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +159,30 @@ describe('registry', () => {
     expect(get('leeway_upstream_errors_total', { code: 'LEEWAY_ERR_UPSTREAM_TIMEOUT' })).toBe(1);
     expect(get('leeway_upstream_errors_total', { code: 'LEEWAY_ERR_UPSTREAM' })).toBe(1);
     expect(all.some((s) => Object.values(s.labels).includes('NOT_A_CODE'))).toBe(false);
+  });
+});
+
+describe('open connections', () => {
+  it('counts each client connection in one kind, moving it when it becomes a tunnel, until it closes', async () => {
+    const { metrics } = setup();
+    const open = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await samples(metrics)).filter((s) => s.name === 'leeway_open_connections').map((s) => [s.labels.kind, s.value]));
+    const a = new PassThrough();
+    const b = new PassThrough();
+    metrics.trackConnection(a, 'http');
+    metrics.trackConnection(b, 'http');
+    metrics.trackConnection(b, 'http');
+    expect(await open()).toEqual({ http: 2, tunnel: 0, intercepted: 0, websocket: 0 });
+    metrics.trackConnection(b, 'tunnel');
+    expect(await open()).toEqual({ http: 1, tunnel: 1, intercepted: 0, websocket: 0 });
+    b.destroy();
+    await new Promise((resolve) => b.once('close', resolve));
+    a.destroy();
+    await new Promise((resolve) => a.once('close', resolve));
+    expect(await open()).toEqual({ http: 0, tunnel: 0, intercepted: 0, websocket: 0 });
+    // A socket already closed is not counted at all.
+    metrics.trackConnection(a, 'websocket');
+    expect((await open()).websocket).toBe(0);
   });
 });
 
