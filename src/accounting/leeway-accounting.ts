@@ -50,15 +50,6 @@ export interface UsageAccounting {
   attach(proxy: AccountedProxy): void;
   /** Count a reload's outcome in leeway_policy_reloads_total. */
   policyReloaded(result: ReloadResult): void;
-  /**
-   * Hooks for the TLS interception (setupInterception's onMint and onHandshakeFailure, and the
-   * certificate store's size); safe to pass before attach().
-   */
-  readonly tls: {
-    readonly onMint: () => void;
-    readonly onHandshakeFailure: (host: string, reason: string) => void;
-    cacheSize(size: () => number): void;
-  };
   /** Defined once attached. */
   readonly metrics: LeewayMetrics | undefined;
   readonly ledger: UsageLedger | undefined;
@@ -79,18 +70,8 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
     connection: (socket: Duplex, kind: ConnectionKind): void => inner?.connection?.(socket, kind),
   };
 
-  let cacheSize: () => number = () => 0;
   return {
     accounting,
-    tls: {
-      onMint: (): void => metrics?.certificateMinted(),
-      // The host is for the TLS module's own per-host view; a metric label never carries it.
-      onHandshakeFailure: (_host: string, reason: string): void => metrics?.handshakeFailure(reason),
-      cacheSize(size: () => number): void {
-        cacheSize = size;
-        metrics?.setCertificateCacheSize(size);
-      },
-    },
     get metrics() {
       return metrics;
     },
@@ -106,7 +87,6 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
       // The zone is fixed at start: changing settings.timeZone needs a restart to move the day boundary.
       const ledger = new UsageLedger({ timeZone: proxy.policy.settings.timeZone, categoryKind: (c) => proxy.policy.categoryKinds[c] ?? 'other' });
       metrics = new LeewayMetrics({ policy, ledger, defaultMetrics: options.defaultMetrics ?? true });
-      metrics.setCertificateCacheSize(() => cacheSize());
       const accessLog = createAccessLog({
         mode: () => proxy.policy.settings.accessLog,
         logger,
