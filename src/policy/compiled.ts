@@ -2,7 +2,6 @@
  * The compiled form of a policy: what decide() walks. Built by load.ts, immutable afterwards.
  */
 import type { NetworkSet } from '../net/cidr.js';
-import { normalizeHost } from './host.js';
 import type { DomainIndex, HostClassifier } from './host.js';
 import type { CompiledSchedule } from './schedule.js';
 import type { SourcePosition } from './yaml-source.js';
@@ -14,6 +13,7 @@ import type {
   ExhaustedAction,
   PolicyStats,
   QuotaScopeKind,
+  RuleTrace,
   Settings,
 } from './types.js';
 
@@ -37,7 +37,12 @@ export interface CompiledRule {
   /** No condition at all: every later rule is shadowed. */
   readonly catchAll: boolean;
   readonly source: SourcePosition;
+  /** Shared trace entries, so the request path builds no strings. */
+  readonly matchTrace: RuleTrace;
+  readonly inspectTrace: RuleTrace;
 }
+
+export const NEEDS_INSPECTION_REASON = 'needs the method or path, unknown until the HTTPS request is inspected';
 
 export interface CompiledDefault {
   readonly description: string;
@@ -118,7 +123,8 @@ export class PolicyImpl implements CompiledPolicy {
   }
 
   classify(host: string): Classification {
-    return this[POLICY_INTERNALS].classifier.classify(normalizeHost(host));
+    const { category, site } = this[POLICY_INTERNALS].classifier.classifyRaw(host);
+    return { category, site };
   }
 
   groupFor(who: { readonly user?: string; readonly clientIp?: string }): string | undefined {

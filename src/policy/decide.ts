@@ -1,7 +1,6 @@
 /**
  * The pure decision: facts + compiled policy + now + usage → Decision. No I/O, no clock, no logger.
  */
-import { normalizeHost } from './host.js';
 import { internalsOf } from './compiled.js';
 import type { CompiledRule } from './compiled.js';
 import { formatLocalTime, localTime, scheduleActive } from './schedule.js';
@@ -17,12 +16,20 @@ export interface DecideOptions {
 }
 
 const ALLOW: EffectiveAction = Object.freeze({ kind: 'allow' });
-const NEEDS_INSPECTION_REASON = 'needs the method or path, unknown until the HTTPS request is inspected';
 
-type Outcome = { readonly kind: 'match' } | { readonly kind: 'miss'; readonly reason: string } | { readonly kind: 'inspect' };
-const MATCH: Outcome = Object.freeze({ kind: 'match' });
-const INSPECT: Outcome = Object.freeze({ kind: 'inspect' });
-const MISS: Outcome = Object.freeze({ kind: 'miss', reason: '' });
+// evaluate() answers with a number so the request path allocates nothing for a rule that misses.
+const MATCH = 0;
+const INSPECT = 1;
+const enum Miss {
+  Category = 2,
+  Site,
+  Host,
+  Group,
+  Schedule,
+  Method,
+  Path,
+}
+type Outcome = typeof MATCH | typeof INSPECT | Miss;
 
 interface Context {
   readonly host: string;
@@ -35,8 +42,7 @@ interface Context {
 
 export function decide(facts: RequestFacts, policy: CompiledPolicy, now: number, usage: UsageView, options?: DecideOptions): Decision {
   const internals = internalsOf(policy);
-  const host = normalizeHost(facts.host);
-  const { category, site } = internals.classifier.classify(host);
+  const { host, category, site } = internals.classifier.classifyRaw(facts.host);
   const verbose = options?.fullTrace === true;
   const rules = verbose
     ? internals.rules
@@ -50,13 +56,13 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy, now: number,
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i] as CompiledRule;
     const outcome = evaluate(rule, ctx);
-    if (outcome.kind === 'inspect') {
+    if (outcome === INSPECT) {
       needsInspection = true;
-      trace.push({ ruleId: rule.id, matched: false, reason: NEEDS_INSPECTION_REASON, needsInspection: true });
+      trace.push(rule.inspectTrace);
       continue;
     }
-    if (outcome.kind === 'miss') {
-      if (verbose) trace.push({ ruleId: rule.id, matched: false, reason: outcome.reason });
+    if (outcome !== MATCH) {
+      if (verbose) trace.push({ ruleId: rule.id, matched: false, reason: missReason(outcome, rule, ctx) });
       continue;
     }
     // A quota counts against the matched category or site; without one there is nothing to count.
@@ -74,7 +80,7 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy, now: number,
       quota = { scope, minutesPerDay: rule.quota.minutesPerDay, minutesUsed: used, minutesLeft: Math.max(0, rule.quota.minutesPerDay - used), exhausted };
       action = exhausted ? rule.quota.exhausted : ALLOW;
     }
-    trace.push({ ruleId: rule.id, matched: true, reason: matchReason(rule, ctx, quota) });
+    trace.push(verbose ? { ruleId: rule.id, matched: true, reason: matchReason(rule, ctx, quota) } : rule.matchTrace);
     return {
       action,
       ruleAction: rule.actionKind,
@@ -101,23 +107,11 @@ export function decide(facts: RequestFacts, policy: CompiledPolicy, now: number,
   };
 }
 
-function miss(ctx: Context, reason: () => string): Outcome {
-  return ctx.verbose ? { kind: 'miss', reason: reason() } : MISS;
-}
-
 function evaluate(rule: CompiledRule, ctx: Context): Outcome {
-  if (rule.categories !== undefined && (ctx.category === undefined || !rule.categories.has(ctx.category))) {
-    return miss(ctx, () => `category ${ctx.category ?? '(none)'} is not ${list(rule.categories)}`);
-  }
-  if (rule.sites !== undefined && (ctx.site === undefined || !rule.sites.has(ctx.site))) {
-    return miss(ctx, () => `site ${ctx.site ?? '(none)'} is not ${list(rule.sites)}`);
-  }
-  if (rule.hosts !== undefined && rule.hosts.lookup(ctx.host) === undefined) {
-    return miss(ctx, () => `host ${ctx.host} is not under ${list(rule.hostList)}`);
-  }
-  if (rule.groups !== undefined && (ctx.facts.group === undefined || !rule.groups.has(ctx.facts.group))) {
-    return miss(ctx, () => `group ${ctx.facts.group ?? '(none)'} is not ${list(rule.groups)}`);
-  }
+  if (rule.categories !== undefined && (ctx.category === undefined || !rule.categories.has(ctx.category))) return Miss.Category;
+  if (rule.sites !== undefined && (ctx.site === undefined || !rule.sites.has(ctx.site))) return Miss.Site;
+  if (rule.hosts !== undefined && rule.hosts.lookup(ctx.host) === undefined) return Miss.Host;
+  if (rule.groups !== undefined && (ctx.facts.group === undefined || !rule.groups.has(ctx.facts.group))) return Miss.Group;
   if (rule.schedules !== undefined) {
     let active = false;
     for (const schedule of rule.schedules) {
@@ -126,28 +120,43 @@ function evaluate(rule: CompiledRule, ctx: Context): Outcome {
         break;
       }
     }
-    if (!active) {
-      return miss(ctx, () => {
-        const first = rule.schedules?.[0];
-        const when = first === undefined ? '' : ` on ${formatLocalTime(localTime(first.timeZone, ctx.now))} (${first.timeZone})`;
-        return `schedule ${list(rule.schedules?.map((s) => s.name))} is not active${when}`;
-      });
-    }
+    if (!active) return Miss.Schedule;
   }
   let unknown = false;
   if (rule.methods !== undefined) {
     if (ctx.facts.method === undefined) unknown = true;
-    else if (!rule.methods.has(ctx.facts.method)) return miss(ctx, () => `method ${ctx.facts.method ?? ''} is not ${list(rule.methods)}`);
+    else if (!rule.methods.has(ctx.facts.method)) return Miss.Method;
   }
   if (rule.paths !== undefined) {
     if (ctx.facts.path === undefined) unknown = true;
-    else if (!rule.paths.test(ctx.facts.path)) return miss(ctx, () => `path ${ctx.facts.path ?? ''} does not match ${list(rule.pathList)}`);
+    else if (!rule.paths.test(ctx.facts.path)) return Miss.Path;
   }
   return unknown ? INSPECT : MATCH;
 }
 
+function missReason(outcome: Miss, rule: CompiledRule, ctx: Context): string {
+  switch (outcome) {
+    case Miss.Category:
+      return `category ${ctx.category ?? '(none)'} is not ${list(rule.categories)}`;
+    case Miss.Site:
+      return `site ${ctx.site ?? '(none)'} is not ${list(rule.sites)}`;
+    case Miss.Host:
+      return `host ${ctx.host} is not under ${list(rule.hostList)}`;
+    case Miss.Group:
+      return `group ${ctx.facts.group ?? '(none)'} is not ${list(rule.groups)}`;
+    case Miss.Schedule: {
+      const first = rule.schedules?.[0];
+      const when = first === undefined ? '' : ` on ${formatLocalTime(localTime(first.timeZone, ctx.now))} (${first.timeZone})`;
+      return `schedule ${list(rule.schedules?.map((s) => s.name))} is not active${when}`;
+    }
+    case Miss.Method:
+      return `method ${ctx.facts.method ?? ''} is not ${list(rule.methods)}`;
+    case Miss.Path:
+      return `path ${ctx.facts.path ?? ''} does not match ${list(rule.pathList)}`;
+  }
+}
+
 function matchReason(rule: CompiledRule, ctx: Context, quota: QuotaState | undefined): string {
-  if (!ctx.verbose && quota === undefined) return 'matched';
   const parts: string[] = [];
   if (rule.categories !== undefined) parts.push(`category ${ctx.category ?? ''}`);
   if (rule.sites !== undefined) parts.push(`site ${ctx.site ?? ''}`);

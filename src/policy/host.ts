@@ -117,6 +117,15 @@ export function parseDomainList(text: string): { domains: string[]; bad: { line:
   return { domains, bad };
 }
 
+export interface RawHostClass {
+  /** The normalised host. */
+  readonly host: string;
+  readonly category: string | undefined;
+  readonly site: string | undefined;
+}
+
+const CLASSIFY_CACHE_SIZE = 65_536;
+
 interface HostEntry {
   category: string | undefined;
   site: string | undefined;
@@ -160,6 +169,24 @@ export class HostClassifier {
     else if (entry.site === undefined) entry.site = site;
     else return false;
     return true;
+  }
+
+  private readonly cache = new Map<string, RawHostClass>();
+
+  /**
+   * Normalise and classify a host as the client wrote it, memoised: traffic returns to the same
+   * few thousand hosts, so most requests cost one Map lookup. The memo is bounded (cleared when
+   * full) and never changes an answer, so decide() stays pure.
+   */
+  classifyRaw(raw: string): RawHostClass {
+    let hit = this.cache.get(raw);
+    if (hit !== undefined) return hit;
+    const host = normalizeHost(raw);
+    const { category, site } = this.classify(host);
+    hit = { host, category, site };
+    if (this.cache.size >= CLASSIFY_CACHE_SIZE) this.cache.clear();
+    this.cache.set(raw, hit);
+    return hit;
   }
 
   /** Classify an already normalised host. */

@@ -11,7 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { LeewayError } from '../errors.js';
 import { NetworkSet, parseNetwork } from '../net/cidr.js';
-import { PolicyImpl } from './compiled.js';
+import { NEEDS_INSPECTION_REASON, PolicyImpl } from './compiled.js';
 import type { CompiledDefault, CompiledRule } from './compiled.js';
 import { DomainIndex, HostClassifier, normalizeHost, parseDomainList } from './host.js';
 import { DAY_NAMES, isValidTimeZone, parseClock } from './schedule.js';
@@ -413,6 +413,8 @@ async function compile(sources: { src: YamlSource; data: RawFile }[], problems: 
             : Object.freeze({ minutesPerDay: rule.quota.minutesPerDay, per: rule.quota.per ?? 'category', exhausted: action as ExhaustedAction }),
         catchAll: isCatchAll,
         source: src.at(path),
+        matchTrace: Object.freeze({ ruleId: rule.id, matched: true, reason: 'matched' }),
+        inspectTrace: Object.freeze({ ruleId: rule.id, matched: false, reason: NEEDS_INSPECTION_REASON, needsInspection: true }),
       }),
     );
   }
