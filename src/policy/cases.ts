@@ -9,7 +9,8 @@ import { Ajv } from 'ajv';
 import { decide } from './decide.js';
 import type { PolicyProblem } from './load.js';
 import type { CompiledPolicy, Decision, RequestFacts, UsageView } from './types.js';
-import { formatPath, YamlSource } from './yaml-source.js';
+import { describeAjvError } from './schema.js';
+import { YamlSource } from './yaml-source.js';
 
 /** Who and what, as given on the `explain` command line or in a test case. */
 export interface RequestSpec {
@@ -93,6 +94,11 @@ const CASE_SCHEMA = {
 
 const validateCases = new Ajv({ allErrors: true, allowUnionTypes: true }).compile(CASE_SCHEMA);
 
+/** A case's time must name its offset, or it would mean different instants on different machines. */
+function isInstant(text: string): boolean {
+  return /(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) && !Number.isNaN(Date.parse(text));
+}
+
 async function caseFiles(dir: string): Promise<string[]> {
   const files: string[] = [];
   const root = resolve(dir);
@@ -118,21 +124,23 @@ export async function loadCases(dir: string): Promise<{ cases: PolicyCase[]; err
     for (const problem of syntax) errors.push({ ...problem.pos, message: problem.message });
     if (syntax.length > 0) continue;
     const data: unknown = src.doc.toJS();
-    if (!validateCases(data)) {
-      for (const error of validateCases.errors ?? []) {
-        const path = error.instancePath === '' ? [] : error.instancePath.slice(1).split('/').map((p) => (/^\d+$/.test(p) ? Number(p) : p));
-        const extra = error.keyword === 'additionalProperties' ? ` "${String((error.params as { additionalProperty: string }).additionalProperty)}"` : '';
-        errors.push({ ...src.at(path), message: `${formatPath(path) || 'file'}: ${error.message ?? error.keyword}${extra}` });
-      }
-      continue;
+    const valid = validateCases(data);
+    for (const error of valid ? [] : (validateCases.errors ?? [])) {
+      const problem = describeAjvError(error);
+      if (problem !== undefined) errors.push({ ...src.at(problem.path, problem.onKey), message: problem.message });
     }
+    const entries = (data as { cases?: unknown } | null)?.cases;
+    (Array.isArray(entries) ? entries : []).forEach((entry: unknown, index) => {
+      const at = (entry as { at?: unknown } | null)?.at;
+      if (typeof at === 'string' && !isInstant(at)) {
+        errors.push({ ...src.at(['cases', index, 'at']), message: `invalid time "${at}": use ISO 8601 with an offset, e.g. 2026-11-26T12:30:00+01:00` });
+      }
+    });
+    if (!valid) continue;
     const raw = (data as { cases: (RequestSpec & { name: string; at: string; expect: PolicyCase['expect'] })[] }).cases;
     raw.forEach((entry, index) => {
       const pos = src.at(['cases', index]);
-      if (Number.isNaN(Date.parse(entry.at))) {
-        errors.push({ ...src.at(['cases', index, 'at']), message: `invalid time "${entry.at}": use ISO 8601 with an offset, e.g. 2026-11-26T12:30:00+01:00` });
-        return;
-      }
+      if (!isInstant(entry.at)) return;
       const { name, at, expect, ...request } = entry;
       cases.push({ file, line: pos.line, col: pos.col, name, at, expect, request });
     });

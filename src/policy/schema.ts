@@ -34,7 +34,7 @@ export async function schemaErrors(data: unknown): Promise<SchemaProblem[]> {
   const problems: SchemaProblem[] = [];
   const seen = new Set<string>();
   for (const error of validate.errors ?? []) {
-    const problem = describe(error);
+    const problem = describeAjvError(error);
     if (problem === undefined) continue;
     const key = `${problem.path.join('/')}\0${problem.message}`;
     if (seen.has(key)) continue;
@@ -53,7 +53,8 @@ function pointerToPath(pointer: string): (string | number)[] {
     .map((part) => (/^\d+$/.test(part) ? Number(part) : part));
 }
 
-function describe(error: ErrorObject): SchemaProblem | undefined {
+/** An ajv error in words, with the YAML path it is about (undefined for a redundant summary error). */
+export function describeAjvError(error: ErrorObject): SchemaProblem | undefined {
   const path = pointerToPath(error.instancePath);
   const at = (p: YamlPath) => (p.length === 0 ? 'file' : formatPath(p));
   const params = error.params as Record<string, unknown>;

@@ -107,6 +107,16 @@ describe('leeway test', () => {
     expect(out).toMatch(/^\d+ passed, 0 failed$/m);
   });
 
+  it('reports mistakes in the case files themselves as file:line:col', async () => {
+    const { code, out } = await runCli(['test', 'test/fixtures/policies-bad-cases']);
+    expect(code).toBe(1);
+    expect(out.split('\n')).toEqual([
+      'test/fixtures/policies-bad-cases/smoke.test.yaml:5:23 cases[0].expect.action: must be one of allow, coach, suggest, readonly, block',
+      'test/fixtures/policies-bad-cases/smoke.test.yaml:8:9 invalid time "12:30": use ISO 8601 with an offset, e.g. 2026-11-26T12:30:00+01:00',
+      'test/fixtures/policies-bad-cases/smoke.test.yaml:12:9 invalid time "2026-11-26T12:30:00": use ISO 8601 with an offset, e.g. 2026-11-26T12:30:00+01:00',
+    ]);
+  });
+
   it('prints a failing case with its file:line and exits 1', async () => {
     const { code, out } = await runCli(['test', 'test/fixtures/policies-failing-case']);
     expect(code).toBe(1);
