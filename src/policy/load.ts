@@ -363,6 +363,14 @@ async function compile(sources: { src: YamlSource; data: RawFile }[], problems: 
     }
     if (catchAll !== undefined) {
       problems.error(src.at([...path, 'id']), `rule "${rule.id}" can never match: rule "${catchAll.value.id}" at ${where(catchAll.src.at([...catchAll.path, 'id']))} matches every request before it`);
+    } else {
+      const shadow = rules.slice(0, rules.indexOf(located)).find((earlier) => shadows(earlier.value, rule));
+      if (shadow !== undefined) {
+        problems.error(
+          src.at([...path, 'id']),
+          `rule "${rule.id}" can never match: rule "${shadow.value.id}" at ${where(shadow.src.at([...shadow.path, 'id']))} matches every request it would`,
+        );
+      }
     }
     const refs = (key: 'category' | 'site' | 'group' | 'schedule', known: ReadonlyMap<string, unknown>): string[] | undefined => {
       const names = toList(rule[key]);
@@ -474,6 +482,31 @@ function buildAction(options: RawActionOptions & { id?: string }, kind: Effectiv
         purposeQuestion: options.purposeQuestion ?? false,
       });
   }
+}
+
+const CONDITIONS = ['category', 'site', 'host', 'group', 'schedule', 'method', 'path'] as const;
+
+/**
+ * True when `earlier` matches every request `later` matches, so `later` is dead: each condition of
+ * `earlier` is also on `later` with a subset of its values. Quotas are left out (a quota does not
+ * match a host without a category or site to count), so are patterns that differ.
+ */
+function shadows(earlier: RawRule, later: RawRule): boolean {
+  if (earlier.action === 'quota') return false;
+  for (const key of CONDITIONS) {
+    const wide = toList(earlier[key]);
+    if (wide === undefined) continue;
+    const narrow = toList(later[key]);
+    if (narrow === undefined) return false;
+    if (key === 'host') {
+      const index = new DomainIndex<true>();
+      for (const host of wide) index.add(host, true);
+      if (!narrow.every((host) => index.lookup(normalizeHost(host)) !== undefined)) return false;
+    } else if (!narrow.every((value) => wide.includes(value))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 function checkNetwork(text: string, src: YamlSource, path: YamlPath, problems: Problems): boolean {

@@ -53,6 +53,10 @@ const CASES: [kind: string, expected: string[]][] = [
   ['shadowed-rule', [
     "shadowed-rule/policy.yaml:7:9 rule \"block-malware\" can never match: rule \"allow-everything\" at test/fixtures/invalid-policies/shadowed-rule/policy.yaml:4:9 matches every request before it",
   ]],
+  ['shadowed-by-wider-rule', [
+    "shadowed-by-wider-rule/policy.yaml:11:9 rule \"staff-video\" can never match: rule \"leisure\" at test/fixtures/invalid-policies/shadowed-by-wider-rule/policy.yaml:7:9 matches every request it would",
+    "shadowed-by-wider-rule/policy.yaml:16:9 rule \"facebook-host\" can never match: rule \"leisure\" at test/fixtures/invalid-policies/shadowed-by-wider-rule/policy.yaml:7:9 matches every request it would",
+  ]],
   ['suggest-without-alternative', [
     "suggest-without-alternative/policy.yaml:8:13 rule \"group-posts\": suggest needs an alternative (name and url of the internal tool)",
   ]],
