@@ -427,6 +427,21 @@ async function compile(sources: { src: YamlSource; data: RawFile }[], problems: 
     );
   }
 
+  // A rule that needs the inside of HTTPS requests where they are never inspected matches only plain HTTP.
+  const interceptionOn = finalSettings.interception.enabled;
+  const neverInspected = new Set(finalSettings.interception.doNotInspect);
+  for (const located of rules) {
+    const rule = located.value;
+    if (rule.method === undefined && rule.path === undefined) continue;
+    const categoriesOfRule = toList(rule.category);
+    const why = !interceptionOn
+      ? 'interception is off (settings.interception.enabled)'
+      : categoriesOfRule !== undefined && categoriesOfRule.every((name) => neverInspected.has(name))
+        ? 'its categories are never inspected (settings.interception.doNotInspect)'
+        : undefined;
+    if (why !== undefined) problems.warn(located.src.at([...located.path, 'id']), `rule "${rule.id}" needs the method or path but ${why}: it matches plain HTTP only`);
+  }
+
   let compiledDefault: CompiledDefault = DEFAULT_DEFAULT;
   if (rawDefault !== undefined) {
     const { value, src, path } = rawDefault;

@@ -39,6 +39,15 @@ describe('leeway check', () => {
     ]);
   });
 
+  it('prints warnings but still passes', async () => {
+    const { code, out } = await runCli(['check', 'test/fixtures/policies-warnings']);
+    expect(code).toBe(0);
+    expect(out.split('\n')).toEqual([
+      'test/fixtures/policies-warnings/policy.yaml:5:9 rule "bank-transfers" needs the method or path but its categories are never inspected (settings.interception.doNotInspect): it matches plain HTTP only (warning)',
+      'ok: 1 files, 2 categories, 2 domains, 1 rules',
+    ]);
+  });
+
   it('reports a missing folder', async () => {
     const { code, out } = await runCli(['check', 'test/fixtures/no-such-folder']);
     expect(code).toBe(1);
