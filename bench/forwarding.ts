@@ -340,6 +340,9 @@ export async function run(): Promise<void> {
       { name: 'http-proxy (keep-alive)', port: naivePort, pid: naive.pid },
       ...(squid === undefined ? [] : [{ name: 'squid', port: squid.port, pid: squid.child.pid }]),
     ];
+    // BENCH_TARGETS=leeway,squid keeps only the named targets (direct always runs: it is the baseline).
+    const only = process.env.BENCH_TARGETS?.split(',');
+    if (only !== undefined) targets.splice(0, targets.length, ...targets.filter((t) => t.name === 'direct' || only.some((name) => t.name.startsWith(name))));
     const results = new Map<string, Figures[]>();
     for (let round = 0; round < ROUNDS; round++) {
       for (const target of targets) {

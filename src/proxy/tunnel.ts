@@ -13,7 +13,7 @@ import { upstreamError } from './upstream-errors.js';
 export interface TunnelOptions {
   readonly idleMs: number;
   readonly connectMs: number;
-  /** Called per chunk relayed; keep it cheap. */
+  /** Called with the bytes moved in each direction about once a second, and when the tunnel closes. */
   readonly onBytes?: ((direction: 'client-to-origin' | 'origin-to-client', bytes: number) => void) | undefined;
 }
 
@@ -56,17 +56,19 @@ export function openTunnel(
     connected = true;
     client.off('close', onEarlyClientClose);
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) origin.write(head);
     relay(client, origin, options, closed);
+    // After relay() took its byte baseline, and before pipe() delivers anything (next tick).
+    if (head.length > 0) origin.write(head);
   });
 }
 
 /** Relay two connected duplexes until both directions ended or one side failed. */
 export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions, closed: (result: TunnelResult) => void): void {
-  let bytesIn = 0;
-  let bytesOut = 0;
+  // Bytes are read from the origin socket's counters, not counted per chunk: no JavaScript runs
+  // per chunk besides pipe() itself, which keeps tunnels close to a raw relay.
+  const entry: Counted = { origin, onBytes: options.onBytes, baseWritten: origin.bytesWritten, baseRead: origin.bytesRead, reportedUp: 0, reportedDown: 0 };
+  if (entry.onBytes !== undefined) reporter.add(entry);
   let open = 2;
-  const onBytes = options.onBytes;
   const destroyBoth = (): void => {
     client.destroy();
     origin.destroy();
@@ -75,16 +77,11 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
   // buffered bytes are flushed; errors and idle timeouts tear both down at once.
   const onClose = (other: Duplex) => (): void => {
     other.end();
-    if (--open === 0) closed({ error: undefined, bytesIn, bytesOut });
+    if (--open === 0) {
+      reporter.remove(entry);
+      closed({ error: undefined, bytesIn: origin.bytesWritten - entry.baseWritten, bytesOut: origin.bytesRead - entry.baseRead });
+    }
   };
-  client.on('data', (chunk: Buffer) => {
-    bytesIn += chunk.length;
-    onBytes?.('client-to-origin', chunk.length);
-  });
-  origin.on('data', (chunk: Buffer) => {
-    bytesOut += chunk.length;
-    onBytes?.('origin-to-client', chunk.length);
-  });
   client.on('error', destroyBoth);
   origin.on('error', destroyBoth);
   client.once('close', onClose(origin));
@@ -94,3 +91,51 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
   client.pipe(origin);
   origin.pipe(client);
 }
+
+interface Counted {
+  readonly origin: net.Socket;
+  readonly onBytes: TunnelOptions['onBytes'];
+  readonly baseWritten: number;
+  readonly baseRead: number;
+  reportedUp: number;
+  reportedDown: number;
+}
+
+/**
+ * One timer for every open tunnel: each second, report the bytes that moved since the last
+ * report (so long tunnels count as active while open), and a last time when a tunnel closes.
+ */
+class ByteReporter {
+  readonly #entries = new Set<Counted>();
+  #timer: NodeJS.Timeout | undefined;
+
+  add(entry: Counted): void {
+    this.#entries.add(entry);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => {
+        for (const e of this.#entries) this.#report(e);
+      }, 1_000);
+      this.#timer.unref();
+    }
+  }
+
+  remove(entry: Counted): void {
+    if (!this.#entries.delete(entry)) return;
+    this.#report(entry);
+    if (this.#entries.size === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #report(e: Counted): void {
+    const up = e.origin.bytesWritten - e.baseWritten;
+    const down = e.origin.bytesRead - e.baseRead;
+    if (up > e.reportedUp) e.onBytes?.('client-to-origin', up - e.reportedUp);
+    if (down > e.reportedDown) e.onBytes?.('origin-to-client', down - e.reportedDown);
+    e.reportedUp = up;
+    e.reportedDown = down;
+  }
+}
+
+const reporter = new ByteReporter();

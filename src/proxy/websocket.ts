@@ -64,8 +64,8 @@ export function proxyWebSocket(
     for (let i = 0; i < answerHeaders.length; i += 2) text += `${answerHeaders[i]}: ${answerHeaders[i + 1]}\r\n`;
     client.write(`${text}\r\n`);
     if (originHead.length > 0) client.write(originHead);
-    if (head.length > 0) originSocket.write(head);
     relay(client, originSocket, { idleMs: options.idleMs, connectMs: options.upstreamMs, onBytes: options.onBytes }, (result) => closed({ ...result, status: 101 }));
+    if (head.length > 0) originSocket.write(head);
   });
 
   upstream.on('response', (answer) => {

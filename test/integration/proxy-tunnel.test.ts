@@ -9,6 +9,8 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { writeTestPolicy } from '../helpers/policy.js';
+import { noopAccounting } from '../../src/index.js';
+import type { Accounting, RequestRecord, TunnelActivity } from '../../src/index.js';
 import type { TestPolicy } from '../helpers/policy.js';
 import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
 import type { RunningLeeway } from '../helpers/proxy.js';
@@ -65,6 +67,36 @@ function openTunnel(target: string): Promise<{ socket: net.Socket; head: string 
 }
 
 describe('CONNECT', () => {
+  it('reports tunnel bytes to accounting as they flow and when the tunnel closes', async () => {
+    const flows: TunnelActivity[] = [];
+    const records: RequestRecord[] = [];
+    const accounting: Accounting = { ...noopAccounting, tunnelBytes: (r) => void flows.push(r), requestDone: (r) => void records.push(r) };
+    const local = await writeTestPolicy({ proxy: { connectPorts: [echoPort] } });
+    const counted = await startLeeway({ policies: local.dir, accounting });
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port: counted.port, allowHalfOpen: true });
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.write(`CONNECT origin.test:${echoPort} HTTP/1.1\r\nHost: origin.test\r\n\r\n`);
+      socket.write(Buffer.alloc(100_000, 1));
+      socket.end();
+      await closed;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const sum = (direction: string) => flows.filter((f) => f.direction === direction).reduce((total, f) => total + f.bytes, 0);
+      expect(sum('client-to-origin')).toBe(100_000);
+      expect(sum('origin-to-client')).toBe(100_003);
+      expect(flows.every((f) => f.kind === 'tunnel')).toBe(true);
+      const record = records.find((r) => r.kind === 'tunnel');
+      expect(record?.bytesIn).toBe(100_000);
+      expect(record?.bytesOut).toBe(100_003);
+      expect(JSON.stringify([...flows, ...records])).not.toContain('127.0.0.1');
+    } finally {
+      await counted.close();
+      await local.cleanup();
+    }
+  });
+
   it('relays bytes both ways and handles half-close', async () => {
     const { socket, head } = await openTunnel(`origin.test:${echoPort}`);
     expect(statusOf(head)).toBe(200);
