@@ -168,11 +168,21 @@ export async function createLeeway(options: LeewayOptions): Promise<Leeway> {
     async listen() {
       if (proxyServer !== undefined) throw new LeewayError('LEEWAY_ERR_CONFIG', 'listen() was already called');
       const timeouts = runtime.policy.settings.proxy.timeouts;
-      const server = http.createServer({ headersTimeout: timeouts.headersMs, requestTimeout: 0, keepAliveTimeout: Math.min(timeouts.idleMs, 60_000), noDelay: true });
+      const server = http.createServer({
+        headersTimeout: timeouts.headersMs,
+        // Node checks headersTimeout only this often (default 30 s): check often enough to enforce it.
+        connectionsCheckingInterval: Math.max(100, Math.min(Math.floor(timeouts.headersMs / 4), 5_000)),
+        // Long uploads are legitimate; a stalled one is caught by the idle timeout below.
+        requestTimeout: 0,
+        keepAliveTimeout: Math.min(timeouts.idleMs, 60_000),
+        noDelay: true,
+      });
       // Inactive sockets (a client stalled mid-upload or not reading) are closed after idleMs.
       server.timeout = timeouts.idleMs;
       server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-        if (socket.writable && error.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        // Malformed or too slow requests get a status and a closed socket; nothing else in flight is touched.
+        const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        if (socket.writable && error.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         else socket.destroy();
       });
       proxyServer = server;

@@ -143,3 +143,46 @@ describe('forwarding', () => {
     }
   });
 });
+
+describe('slow clients', () => {
+  it('closes a connection whose request headers do not arrive within headersMs, without harming others', async () => {
+    const local = await writeTestPolicy({ proxy: { timeouts: { headersMs: 300, idleMs: 1_000 } } });
+    const strict = await startLeeway({ policies: local.dir });
+    try {
+      const started = Date.now();
+      const slow = rawExchange(strict.port, `GET http://origin.test:${origin.port}/hello HTTP/1.1\r\nHost: orig`, { timeoutMs: 5_000 });
+      const res = await request(`http://origin.test:${origin.port}/hello`, { dispatcher: strict.agent });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      const answer = await slow;
+      // Closed by the proxy with 408 well before our own 5 s guard.
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect(statusOf(answer)).toBe(408);
+    } finally {
+      await strict.close();
+      await local.cleanup();
+    }
+  });
+
+  it('answers a malformed request line with 400', async () => {
+    const answer = await rawExchange(proxy.port, 'THIS IS NOT HTTP\r\n\r\n');
+    expect(statusOf(answer)).toBe(400);
+    const res = await request(`http://origin.test:${origin.port}/hello`, { dispatcher: proxy.agent });
+    expect(res.statusCode).toBe(200);
+    await res.body.text();
+  });
+
+  it('closes a client that stalls mid-upload after idleMs', async () => {
+    const local = await writeTestPolicy({ proxy: { timeouts: { idleMs: 400 } } });
+    const strict = await startLeeway({ policies: local.dir });
+    try {
+      const started = Date.now();
+      const answer = await rawExchange(strict.port, `POST http://origin.test:${origin.port}/upload HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 1000\r\n\r\nonly-a-few-bytes`, { timeoutMs: 5_000 });
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect(statusOf(answer)).not.toBe(200);
+    } finally {
+      await strict.close();
+      await local.cleanup();
+    }
+  });
+});
