@@ -27,7 +27,7 @@ function lcg(seed: number): () => number {
   };
 }
 
-async function writeGeneratedPolicy(dir: string): Promise<void> {
+export async function writeGeneratedPolicy(dir: string): Promise<void> {
   await mkdir(join(dir, 'lists'));
   const perCategory = DOMAINS / CATEGORIES;
   const categories: string[] = [];

@@ -288,16 +288,23 @@ async function compile(sources: { src: YamlSource; data: RawFile }[], problems: 
   // 3. Categories and sites → one host classifier.
   const classifier = new HostClassifier();
   const categoryKinds: Record<string, 'leisure' | 'business' | 'other'> = {};
+  // Read every list file at once (hundreds of UT1 lists are common), then add them in policy order.
+  const listTexts = new Map<string, Promise<string | NodeJS.ErrnoException>>();
+  for (const { value, src } of categories.values()) {
+    for (const listPath of value.lists ?? []) {
+      const file = resolve(dirname(src.file), listPath);
+      if (!listTexts.has(file)) listTexts.set(file, readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) => error));
+    }
+  }
+  await Promise.all(listTexts.values());
   for (const [name, { value, src, path }] of categories) {
     categoryKinds[name] = value.kind ?? 'other';
     for (const domain of value.domains ?? []) classifier.addCategory(domain, name);
     for (const [index, listPath] of (value.lists ?? []).entries()) {
       const file = resolve(dirname(src.file), listPath);
-      let text: string;
-      try {
-        text = await readFile(file, 'utf8');
-      } catch (error) {
-        problems.error(src.at([...path, 'lists', index]), `cannot read list file "${listPath}": ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      const text = await listTexts.get(file);
+      if (typeof text !== 'string') {
+        problems.error(src.at([...path, 'lists', index]), `cannot read list file "${listPath}": ${text?.code ?? String(text)}`);
         continue;
       }
       hash.update(`${file}\0${text}\0`);
