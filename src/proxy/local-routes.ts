@@ -34,9 +34,9 @@ export class LocalRoutes {
     this.#routes.set(path, route);
   }
 
-  /** True when a route answered. */
-  handle(req: IncomingMessage, res: ServerResponse, runtime: Runtime): boolean {
-    const url = req.url ?? '/';
+  /** True when a route answered. `path` (no query) defaults to the origin-form request URL's. */
+  handle(req: IncomingMessage, res: ServerResponse, runtime: Runtime, path?: string): boolean {
+    const url = path ?? req.url ?? '/';
     const query = url.indexOf('?');
     const route = this.#routes.get(query === -1 ? url : url.slice(0, query));
     if (route === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) return false;

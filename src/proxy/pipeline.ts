@@ -160,7 +160,11 @@ export class Pipeline {
 
   #http(runtime: Runtime, req: IncomingMessage, res: ServerResponse, target: RequestTarget, identity: Identity, kind: TrafficKind): void {
     const now = this.deps.clock();
-    if (target.pathOnly === CONTINUE_PATH) return this.#continue(runtime, req, res, target, identity, now);
+    if (target.pathOnly.startsWith('/.leeway/')) {
+      // Leeway's own paths answer on any host, so links on a page shown for a site (privacy, CA) work there.
+      if (target.pathOnly === CONTINUE_PATH) return this.#continue(runtime, req, res, target, identity, now);
+      if (this.deps.localRoutes.handle(req, res, runtime, target.pathOnly)) return;
+    }
     const method = req.method ?? 'GET';
     const decision = decide({ host: target.host, port: target.port, method, path: target.pathOnly, group: identity.group }, runtime.policy, now, this.#usage(identity));
     const visit: Visit = { runtime, identity, target, kind, start: now };

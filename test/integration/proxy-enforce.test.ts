@@ -74,6 +74,14 @@ describe('enforcement on plain HTTP', () => {
     expect(origin.received.length).toBe(before);
   });
 
+  it('the privacy link on a page works on the page\'s host', async () => {
+    const before = origin.received.length;
+    const page = await get(`http://block.test:${origin.port}/.leeway/privacy`);
+    expect(page.status).toBe(200);
+    expect(page.body).toMatch(/<html/);
+    expect(origin.received.length).toBe(before);
+  });
+
   it('pages follow Accept-Language (French)', async () => {
     const page = await get(`http://block.test:${origin.port}/x`, proxy.agent, { 'accept-language': 'fr-FR,fr;q=0.9' });
     expect(page.body).toContain('lang="fr"');
