@@ -307,7 +307,7 @@ async function compile(sources: { src: YamlSource; data: RawFile }[], problems: 
         problems.error(src.at([...path, 'lists', index]), `cannot read list file "${listPath}": ${text?.code ?? String(text)}`);
         continue;
       }
-      hash.update(`${file}\0${text}\0`);
+      hash.update(`${name}\0${listPath}\0${text}\0`);
       const parsed = parseDomainList(text);
       for (const bad of parsed.bad) problems.warn({ file, line: bad.line, col: 1 }, `ignored "${bad.text}": not a domain`);
       for (const domain of parsed.domains) classifier.addCategory(domain, name);
