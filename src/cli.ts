@@ -24,7 +24,7 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
   explain: {
     summary: 'show what the policy decides for a request, and why',
-    usage: 'leeway explain URL [--user U] [--group G] [--client IP] [--at ISO-TIME] [--method M] [--minutes-used N] [--policies DIR] [--json]',
+    usage: 'leeway explain URL [--tunnel] [--user U] [--group G] [--client IP] [--at ISO-TIME] [--method M] [--minutes-used N] [--policies DIR] [--json]',
     load: () => import('./cli/explain.js'),
   },
   test: {

@@ -3,8 +3,9 @@
  * boolean flags. Unknown options are errors, so a typo never silently changes behaviour.
  */
 import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 
-export type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -13,7 +14,10 @@ export class UsageError extends Error {
   }
 }
 
-export function parseCommandArgs<T extends OptionSpec>(args: string[], options: T) {
+export function parseCommandArgs<T extends OptionSpec>(
+  args: string[],
+  options: T,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: true; strict: true }>> {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (error) {
