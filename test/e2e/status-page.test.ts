@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
@@ -19,7 +19,12 @@ import { writeTestPolicy } from '../helpers/policy.js';
 import type { TestPolicy } from '../helpers/policy.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const SCREENSHOT = join(ROOT, 'docs', 'images', 'status-page.png');
+// The screenshot docs/ shows is refreshed only on request (UPDATE_DOCS_SCREENSHOT=1), so a plain
+// `npm test` leaves the work tree clean; every run still saves one under test-artifacts/.
+const SCREENSHOT =
+  process.env.UPDATE_DOCS_SCREENSHOT === '1'
+    ? join(ROOT, 'docs', 'images', 'status-page.png')
+    : join(ROOT, 'test-artifacts', 'status-page.png');
 
 /** Seven people in one group (k = 5): all browse and network, four take a break on the leisure site. */
 const MORNING_MINUTES = 90;
@@ -218,7 +223,7 @@ describe('the status page in a real Chromium', () => {
       expect(await page.getAttribute('meta[http-equiv="refresh"]', 'content')).toBe('30');
       expect(await page.locator('script').count()).toBe(0);
 
-      await mkdir(join(ROOT, 'docs', 'images'), { recursive: true });
+      await mkdir(dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
     } finally {
       await context.close();
