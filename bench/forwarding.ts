@@ -43,8 +43,8 @@ const here = fileURLToPath(import.meta.url);
 const repoRoot = join(here, '..', '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? '5');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '1');
-// BENCH_QUICK=1 measures only the 1 KiB load (for A/B runs while tuning).
-const QUICK = process.env.BENCH_QUICK === '1';
+// BENCH_LOADS=1k,1m,tunnel picks the loads (all by default), for A/B runs while tuning.
+const LOADS = new Set((process.env.BENCH_LOADS ?? '1k,1m,tunnel').split(','));
 const KIB = Buffer.alloc(1024, 97);
 const MIB = Buffer.alloc(1024 * 1024, 98);
 
@@ -225,31 +225,30 @@ async function tunnelRate(target: Target, sourcePort: number): Promise<{ mibps: 
 }
 
 async function measure(target: Target, ports: { http: number; source: number }): Promise<Figures> {
-  let cpu = cpuSeconds(target.pid);
-  const small = await cannon(target, `http://127.0.0.1:${ports.http}/1k`, 50);
-  if (small.non2xx > 0 || small.errors > 0) throw new Error(`${target.name}: ${small.non2xx} non-2xx, ${small.errors} errors on 1 KiB`);
-  const smallCpu = cpuSeconds(target.pid) - cpu;
-  if (QUICK) {
-    return { rps: small.requests.average, p50: small.latency.p50, p99: small.latency.p99, mibps1m: NaN, tunnelMibps: NaN, cpuPerRequestUs: (smallCpu / small.requests.total) * 1e6, cpuPerMibMs: NaN, cpuPerTunnelMibMs: NaN };
+  const figures: Figures = { rps: NaN, p50: NaN, p99: NaN, mibps1m: NaN, tunnelMibps: NaN, cpuPerRequestUs: NaN, cpuPerMibMs: NaN, cpuPerTunnelMibMs: NaN };
+  if (LOADS.has('1k')) {
+    const cpu = cpuSeconds(target.pid);
+    const small = await cannon(target, `http://127.0.0.1:${ports.http}/1k`, 50);
+    if (small.non2xx > 0 || small.errors > 0) throw new Error(`${target.name}: ${small.non2xx} non-2xx, ${small.errors} errors on 1 KiB`);
+    figures.cpuPerRequestUs = ((cpuSeconds(target.pid) - cpu) / small.requests.total) * 1e6;
+    figures.rps = small.requests.average;
+    figures.p50 = small.latency.p50;
+    figures.p99 = small.latency.p99;
   }
-  cpu = cpuSeconds(target.pid);
-  const large = await cannon(target, `http://127.0.0.1:${ports.http}/1m`, 10);
-  if (large.non2xx > 0 || large.errors > 0) throw new Error(`${target.name}: ${large.non2xx} non-2xx, ${large.errors} errors on 1 MiB`);
-  const largeCpu = cpuSeconds(target.pid) - cpu;
-  cpu = cpuSeconds(target.pid);
-  const tunnel = await tunnelRate(target, ports.source);
-  const tunnelCpu = cpuSeconds(target.pid) - cpu;
-  const largeMib = large.throughput.total / 1024 / 1024;
-  return {
-    rps: small.requests.average,
-    p50: small.latency.p50,
-    p99: small.latency.p99,
-    mibps1m: large.throughput.average / 1024 / 1024,
-    tunnelMibps: tunnel.mibps,
-    cpuPerRequestUs: (smallCpu / small.requests.total) * 1e6,
-    cpuPerMibMs: (largeCpu / largeMib) * 1e3,
-    cpuPerTunnelMibMs: (tunnelCpu / tunnel.mib) * 1e3,
-  };
+  if (LOADS.has('1m')) {
+    const cpu = cpuSeconds(target.pid);
+    const large = await cannon(target, `http://127.0.0.1:${ports.http}/1m`, 10);
+    if (large.non2xx > 0 || large.errors > 0) throw new Error(`${target.name}: ${large.non2xx} non-2xx, ${large.errors} errors on 1 MiB`);
+    figures.cpuPerMibMs = ((cpuSeconds(target.pid) - cpu) / (large.throughput.total / 1024 / 1024)) * 1e3;
+    figures.mibps1m = large.throughput.average / 1024 / 1024;
+  }
+  if (LOADS.has('tunnel')) {
+    const cpu = cpuSeconds(target.pid);
+    const tunnel = await tunnelRate(target, ports.source);
+    figures.cpuPerTunnelMibMs = ((cpuSeconds(target.pid) - cpu) / tunnel.mib) * 1e3;
+    figures.tunnelMibps = tunnel.mibps;
+  }
+  return figures;
 }
 
 async function startSquid(dir: string, ports: { http: number; source: number }): Promise<{ port: number; child: ChildProcess } | undefined> {

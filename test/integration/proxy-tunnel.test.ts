@@ -113,6 +113,26 @@ describe('CONNECT', () => {
     expect(all.subarray(-3).toString()).toBe('bye');
   });
 
+  it('relays 20 MB exactly to a client that pauses reading (backpressure)', async () => {
+    const { socket, head } = await openTunnel(`origin.test:${echoPort}`);
+    expect(statusOf(head)).toBe(200);
+    const total = 20 * 1024 * 1024;
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.pause();
+    setTimeout(() => socket.resume(), 300);
+    const block = Buffer.alloc(1024 * 1024, 5);
+    for (let sent = 0; sent < total; sent += block.length) {
+      if (!socket.write(block)) await new Promise((resolve) => socket.once('drain', resolve));
+    }
+    socket.end();
+    await closed;
+    expect(received).toBe(total + 3);
+  });
+
   it('refuses CONNECT to port 25', async () => {
     const response = await rawExchange(proxy.port, 'CONNECT origin.test:25 HTTP/1.1\r\nHost: origin.test:25\r\n\r\n');
     expect(statusOf(response)).toBe(403);
