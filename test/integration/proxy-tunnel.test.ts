@@ -113,7 +113,7 @@ describe('CONNECT', () => {
     expect(all.subarray(-3).toString()).toBe('bye');
   });
 
-  it('relays 20 MB exactly to a client that pauses reading (backpressure)', async () => {
+  it('relays 20 MB exactly, byte for byte count, to a client that pauses reading', async () => {
     const { socket, head } = await openTunnel(`origin.test:${echoPort}`);
     expect(statusOf(head)).toBe(200);
     const total = 20 * 1024 * 1024;
@@ -131,6 +131,39 @@ describe('CONNECT', () => {
     socket.end();
     await closed;
     expect(received).toBe(total + 3);
+  });
+
+  it('holds an endless origin back while the client does not read (bounded buffering)', async () => {
+    let originWrote = 0;
+    const firehose = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      const chunk = Buffer.alloc(256 * 1024, 9);
+      const pump = (): void => {
+        while (!socket.destroyed) {
+          originWrote += chunk.length;
+          if (!socket.write(chunk)) return void socket.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => firehose.listen(0, '127.0.0.1', resolve));
+    const port = (firehose.address() as AddressInfo).port;
+    const local = await writeTestPolicy({ proxy: { connectPorts: [port] } });
+    const other = await startLeeway({ policies: local.dir });
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port: other.port });
+      socket.on('error', () => undefined);
+      socket.write(`CONNECT origin.test:${port} HTTP/1.1\r\nHost: origin.test\r\n\r\n`);
+      // Never read: without backpressure the proxy would buffer hundreds of MB in this time.
+      socket.pause();
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(originWrote).toBeLessThan(48 * 1024 * 1024);
+      socket.destroy();
+    } finally {
+      await other.close();
+      await local.cleanup();
+      firehose.close();
+    }
   });
 
   it('refuses CONNECT to port 25', async () => {
