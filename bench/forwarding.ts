@@ -19,7 +19,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type * as LeewayModule from '../src/index.js';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -98,11 +99,27 @@ async function naiveRole(): Promise<void> {
   console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }));
 }
 
+/**
+ * Run Leeway from the build (`npm run bench` builds first) when it is up to date: under tsx,
+ * esbuild's keep-names helper wraps every closure the request path creates, a cost the shipped
+ * code does not have. Falls back to the sources through tsx.
+ */
+function leewayEntry(name: 'cli' | 'index'): string[] {
+  const built = join(repoRoot, 'dist', `${name}.js`);
+  const source = join(repoRoot, 'src', 'proxy', 'pipeline.ts');
+  const builtPipeline = join(repoRoot, 'dist', 'proxy', 'pipeline.js');
+  const fresh = existsSync(built) && existsSync(builtPipeline) && statSync(builtPipeline).mtimeMs >= statSync(source).mtimeMs;
+  return fresh ? [built] : ['--import', 'tsx', join(repoRoot, 'src', `${name}.ts`)];
+}
+
 /** Leeway's core alone (createLeeway, no accounting or metrics): what the pipeline itself costs. */
 async function coreRole(policies: string): Promise<void> {
-  const { createLeeway } = await import('../src/index.js');
+  const entry = leewayEntry('index');
+  const { createLeeway } = (await import(pathToFileURL(entry[entry.length - 1] as string).href)) as typeof LeewayModule;
   const leeway = await createLeeway({ policies, listen: '127.0.0.1:0', admin: false });
   const addresses = await leeway.listen();
+  // A clean exit on SIGINT lets `node --cpu-prof` write its profile when profiling this role.
+  process.once('SIGINT', () => process.exit(0));
   console.log(JSON.stringify({ port: addresses.proxy.port }));
 }
 
@@ -316,7 +333,7 @@ export async function run(): Promise<void> {
       `settings:\n  timeZone: UTC\n  accessLog: aggregate-only\n  interception: { enabled: false }\n  proxy:\n    clients: [127.0.0.0/8]\n    connectPorts: [${ports.source}]\n    egress: { allow: [127.0.0.0/8] }\n`,
     );
     await writeFile(join(policies, 'rules.yaml'), `rules: []\ndefault:\n  description: Everything is allowed.\n  action: allow\n`);
-    const leewayChild = spawnRole(['--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), 'start', '--policies', policies, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], true);
+    const leewayChild = spawnRole([...leewayEntry('cli'), 'start', '--policies', policies, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], true);
     children.push(leewayChild);
     const listening = await firstJsonLine(leewayChild, (line) => line.msg === 'leeway listening');
     const leewayPort = Number(String(listening.proxy).split(':').at(-1));

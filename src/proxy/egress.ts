@@ -25,6 +25,7 @@ const DNS_CACHE_MAX = 4096;
 
 export class Egress {
   readonly #dns = new Map<string, { address: string; family: 4 | 6; until: number }>();
+  readonly #verdicts = new WeakMap<Runtime, Map<string, boolean>>();
   #listeners: readonly ListenerAddress[] = [];
   /** Addresses that reach this machine, used when a listener is bound to 0.0.0.0 or ::. */
   #localAddresses: ReadonlySet<string> = new Set();
@@ -76,10 +77,26 @@ export class Egress {
 
   #check(runtime: Runtime, host: string, port: number, destination: Destination): Destination | LeewayError {
     if (this.isSelf(destination.address, port)) return new LeewayError('LEEWAY_ERR_LOOP', 'the request targets the proxy itself', { host });
-    if (runtime.egressDeny.has(destination.address) || (runtime.egressAllow !== undefined && !runtime.egressAllow.has(destination.address))) {
+    if (!this.#allowed(runtime, destination.address)) {
       return new LeewayError('LEEWAY_ERR_EGRESS_FORBIDDEN', 'the destination address is not allowed by settings.proxy.egress', { host });
     }
     return destination;
+  }
+
+  /** The allow/deny verdict per address, remembered per policy: the CIDR match costs BigInt work. */
+  #allowed(runtime: Runtime, address: string): boolean {
+    let verdicts = this.#verdicts.get(runtime);
+    if (verdicts === undefined) {
+      verdicts = new Map();
+      this.#verdicts.set(runtime, verdicts);
+    }
+    let allowed = verdicts.get(address);
+    if (allowed === undefined) {
+      allowed = !runtime.egressDeny.has(address) && (runtime.egressAllow === undefined || runtime.egressAllow.has(address));
+      if (verdicts.size >= DNS_CACHE_MAX) verdicts.clear();
+      verdicts.set(address, allowed);
+    }
+    return allowed;
   }
 }
 
