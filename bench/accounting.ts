@@ -2,16 +2,17 @@
  * What usage accounting costs (issue 5 target: under 5% of forwarding throughput).
  *
  * 1. End to end: two Leeway instances in this process, one with accounting (ledger, metrics,
- *    anonymous access log to /dev/null-like sink) and one without, forwarding 1 KiB GETs to
- *    the same origin (a child process). autocannon runs in a worker thread; rounds alternate
- *    A/B so drift hits both; the ratio of medians is printed.
- * 2. The account stage alone: requestDone() calls per second with 10,000 people over 3 sites,
- *    against an empty function call as the baseline.
+ *    anonymous access log on a buffered destination, as `leeway start` runs it) and one
+ *    without, forwarding 1 KiB GETs to the same origin (a child process). autocannon runs in
+ *    another child process, so this process's CPU time is the proxy's alone. Rounds alternate
+ *    on/off; printed: req/s and CPU µs per request, medians, and their ratios. CPU per request
+ *    is the steadier figure on a shared machine, where throughput swings with others' load.
+ * 2. The account stage alone: requestDone() per second, 10,000 people over 3 sites.
  * Loopback only; every loop is bounded in count and time.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -25,7 +26,7 @@ import type { Leeway } from '../src/proxy/leeway.js';
 import type { RequestRecord } from '../src/proxy/account.js';
 import type { CompiledPolicy } from '../src/policy/types.js';
 
-const ROUNDS = 5;
+const ROUNDS = 6;
 const ROUND_SECONDS = 3;
 const CONNECTIONS = 50;
 const STAGE_CALLS = 1_000_000;
@@ -66,31 +67,49 @@ function startOrigin(): Promise<{ child: ChildProcess; port: number }> {
   });
 }
 
-interface AutocannonResult {
-  readonly requests: { readonly average: number };
-  readonly non2xx: number;
-  readonly errors: number;
-}
-type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
-
-async function loadAutocannon(): Promise<Autocannon> {
-  // autocannon ships no types; the module name as a string keeps tsc from looking for them.
-  const name: string = 'autocannon';
-  return ((await import(name)) as { default: Autocannon }).default;
+interface Round {
+  readonly requestsPerSecond: number;
+  /** CPU time this process (the proxies) spent per request served, in µs. */
+  readonly cpuMicrosPerRequest: number;
 }
 
-async function reqPerSec(proxyPort: number, originPort: number): Promise<number> {
-  const autocannon = await loadAutocannon();
-  const result = await autocannon({
+// autocannon runs in a child process so the CPU this process uses is the proxy's alone: CPU per
+// request is steady on a busy machine where throughput is not.
+const LOAD_SCRIPT = `const autocannon = require('autocannon');
+const o = JSON.parse(process.argv[1]);
+autocannon(o).then((r) => process.stdout.write(JSON.stringify({ total: r.requests.total, average: r.requests.average, non2xx: r.non2xx, errors: r.errors })));`;
+
+function load(proxyPort: number, originPort: number): Promise<{ total: number; average: number; non2xx: number; errors: number }> {
+  const options = {
     url: `http://127.0.0.1:${proxyPort}`,
     connections: CONNECTIONS,
     duration: ROUND_SECONDS,
-    workers: 1,
     // autocannon has no proxy option: an absolute URL as the path makes it a proxy request.
     requests: [{ method: 'GET', path: `http://www.facebook.test:${originPort}/feed?x=1` }],
+  };
+  const child = spawn(process.execPath, ['-e', LOAD_SCRIPT, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout?.on('data', (data: Buffer) => (out += data.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill(), (ROUND_SECONDS + 30) * 1000);
+    child.once('error', reject);
+    child.once('close', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out) as { total: number; average: number; non2xx: number; errors: number });
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
   });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`bench traffic failed: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return result.requests.average;
+}
+
+async function round(proxyPort: number, originPort: number): Promise<Round> {
+  const before = process.cpuUsage();
+  const result = await load(proxyPort, originPort);
+  const cpu = process.cpuUsage(before);
+  if (result.non2xx > 0 || result.errors > 0 || result.total === 0) throw new Error(`bench traffic failed: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { requestsPerSecond: result.average, cpuMicrosPerRequest: (cpu.user + cpu.system) / result.total };
 }
 
 function median(values: number[]): number {
@@ -131,40 +150,56 @@ export async function measureStage(policy: CompiledPolicy): Promise<{ perSecond:
   return { perSecond, baseline };
 }
 
+interface Variant {
+  readonly name: string;
+  readonly port: number;
+  readonly rounds: Round[];
+}
+
 export async function run(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'leeway-bench-accounting-'));
-  await writeFile(join(dir, 'policy.yaml'), POLICY);
+  await mkdir(join(dir, 'anonymous'));
+  await mkdir(join(dir, 'aggregate'));
+  await writeFile(join(dir, 'anonymous', 'policy.yaml'), POLICY);
+  await writeFile(join(dir, 'aggregate', 'policy.yaml'), POLICY.replace('accessLog: anonymous', 'accessLog: aggregate-only'));
   const origin = await startOrigin();
   const quiet = createLogger({ level: 'info', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-  // As `leeway start` runs it: access lines buffered to their own destination.
-  const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }) });
   const leeways: Leeway[] = [];
   let policy: CompiledPolicy | undefined;
   try {
-    const off = await createLeeway({ policies: dir, listen: '127.0.0.1:0', admin: false, logger: quiet });
-    const on = await createLeeway({ policies: dir, listen: '127.0.0.1:0', admin: false, logger: quiet, accounting: usage.accounting });
-    usage.attach(on);
-    leeways.push(off, on);
-    policy = on.policy;
-    const offPort = (await off.listen()).proxy.port;
-    const onPort = (await on.listen()).proxy.port;
+    const variants: Variant[] = [];
+    const add = async (name: string, policies: string, accounted: boolean): Promise<void> => {
+      // As `leeway start` runs it: access lines on their own asynchronous destination.
+      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false }) });
+      const leeway = await createLeeway({ policies, listen: '127.0.0.1:0', admin: false, logger: quiet, ...(accounted ? { accounting: usage.accounting } : {}) });
+      if (accounted) usage.attach(leeway);
+      leeways.push(leeway);
+      policy = leeway.policy;
+      variants.push({ name, port: (await leeway.listen()).proxy.port, rounds: [] });
+    };
+    await add('accounting off', join(dir, 'anonymous'), false);
+    await add('on, anonymous log', join(dir, 'anonymous'), true);
+    await add('on, aggregate-only', join(dir, 'aggregate'), true);
 
     // Warm-up: JIT, keep-alive pools.
-    await reqPerSec(offPort, origin.port);
-    await reqPerSec(onPort, origin.port);
-    const offRuns: number[] = [];
-    const onRuns: number[] = [];
-    for (let round = 0; round < ROUNDS; round += 1) {
-      offRuns.push(await reqPerSec(offPort, origin.port));
-      onRuns.push(await reqPerSec(onPort, origin.port));
+    for (const variant of variants) await round(variant.port, origin.port);
+    for (let i = 0; i < ROUNDS; i += 1) {
+      // Rotate which goes first, so a trend in the machine's load hits every variant alike.
+      for (let j = 0; j < variants.length; j += 1) {
+        const variant = variants[(i + j) % variants.length] as Variant;
+        variant.rounds.push(await round(variant.port, origin.port));
+      }
     }
-    const offMedian = median(offRuns);
-    const onMedian = median(onRuns);
-    const accounted = (await usage.metrics?.metrics())?.match(/^leeway_requests_total\{[^}]*\} (\d+)/m)?.[1];
-    console.log(`forwarding 1 KiB GET, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${ROUND_SECONDS} s, medians:`);
-    console.log(`  accounting off: ${offMedian.toFixed(0)} req/s   rounds ${offRuns.map((v) => v.toFixed(0)).join(' ')}`);
-    console.log(`  accounting on:  ${onMedian.toFixed(0)} req/s   rounds ${onRuns.map((v) => v.toFixed(0)).join(' ')}`);
-    console.log(`  ratio on/off: ${(onMedian / offMedian).toFixed(3)}  (cost ${((1 - onMedian / offMedian) * 100).toFixed(1)}%; target < 5%)  requests accounted: ${accounted ?? '?'}`);
+    const rps = (rounds: Round[]): number => median(rounds.map((r) => r.requestsPerSecond));
+    const cpu = (rounds: Round[]): number => median(rounds.map((r) => r.cpuMicrosPerRequest));
+    const show = (rounds: Round[]): string => rounds.map((r) => `${r.requestsPerSecond.toFixed(0)}/${r.cpuMicrosPerRequest.toFixed(0)}`).join(' ');
+    const base = variants[0] as Variant;
+    console.log(`forwarding 1 KiB GET through Leeway, ${CONNECTIONS} connections, ${ROUNDS} rotating rounds of ${ROUND_SECONDS} s; medians (rounds as req/s / CPU µs per request):`);
+    for (const variant of variants) {
+      const ratio = variant === base ? '' : `  CPU/request ×${(cpu(variant.rounds) / cpu(base.rounds)).toFixed(3)}, throughput ×${(rps(variant.rounds) / rps(base.rounds)).toFixed(3)}`;
+      console.log(`  ${variant.name.padEnd(20)} ${rps(variant.rounds).toFixed(0).padStart(6)} req/s ${cpu(variant.rounds).toFixed(1).padStart(7)} µs CPU/request${ratio}   (${show(variant.rounds)})`);
+    }
+    console.log('  target: accounting costs under 5% (CPU per request ×1.05, throughput ×0.95)');
   } finally {
     for (const leeway of leeways) await leeway.close(1000);
     origin.child.kill();

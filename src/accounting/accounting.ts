@@ -35,20 +35,16 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
   const { ledger, metrics, accessLog, logger } = options;
   const clock = options.clock ?? Date.now;
   let faults = 0;
-  const guard = (what: string, fn: () => void): void => {
-    try {
-      fn();
-    } catch (error) {
-      // Log the first few only: a systematic fault would otherwise log on every request.
-      faults += 1;
-      if (faults <= 5) logger?.error({ err: error, stage: 'account', what }, 'accounting fault (the request was not affected)');
-    }
+  const fault = (what: string, error: unknown): void => {
+    // Log the first few only: a systematic fault would otherwise log on every request.
+    faults += 1;
+    if (faults <= 5) logger?.error({ err: error, stage: 'account', what }, 'accounting fault (the request was not affected)');
   };
 
-  const countActivity = (activity: { pseudonym: string; at: number; category: string | undefined; site: string | undefined; group: string | undefined }): void => {
-    const result = ledger.record(activity);
-    if (result.siteMinute) metrics.activeMinute(activity.category, activity.site, activity.group);
-    if (result.browsingMinute) metrics.browsingMinute(activity.group);
+  const countActivity = (pseudonym: string, at: number, category: string | undefined, site: string | undefined, group: string | undefined): void => {
+    const result = ledger.record({ pseudonym, at, category, site, group });
+    if (result.siteMinute) metrics.activeMinute(category, site, group);
+    if (result.browsingMinute) metrics.browsingMinute(group);
   };
 
   return {
@@ -59,13 +55,13 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
       return ledger.usageView(pseudonym);
     },
 
+    // try/catch inline rather than a guard(() => ...) closure: this runs once per request.
     requestDone(record: RequestRecord): void {
-      guard('requestDone', () => {
+      try {
         metrics.request(record.category, record.site, record.action);
         // The proxy reports when the exchange ends; the person sent the request when it began
         // (an hour-long tunnel is not an active minute at its close; its bytes count as they flow).
-        const sentAt = record.at - Math.max(0, record.durationMs);
-        if (ACTIVE_ACTIONS.has(record.action)) countActivity({ ...record, at: sentAt });
+        if (ACTIVE_ACTIONS.has(record.action)) countActivity(record.pseudonym, record.at - Math.max(0, record.durationMs), record.category, record.site, record.group);
         else ledger.advance(record.at);
         // Tunnel and WebSocket bytes arrive through tunnelBytes() as they flow; counting the
         // record's totals as well would count them twice.
@@ -91,30 +87,40 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
           kind: record.kind,
           pseudonym: record.pseudonym,
         });
-      });
+      } catch (error) {
+        fault('requestDone', error);
+      }
     },
 
     tunnelBytes(record: TunnelActivity): void {
-      guard('tunnelBytes', () => {
+      try {
         metrics.bytes(record.category, record.direction, record.bytes);
         // Only what the person sends is activity: an origin pushing to a background tab is not.
-        if (record.direction === 'client-to-origin' && record.bytes > 0) countActivity(record);
-      });
+        if (record.direction === 'client-to-origin' && record.bytes > 0) countActivity(record.pseudonym, record.at, record.category, record.site, record.group);
+      } catch (error) {
+        fault('tunnelBytes', error);
+      }
     },
 
     connection(socket: Duplex, kind: ConnectionKind): void {
-      guard('connection', () => metrics.trackConnection(socket, kind));
+      try {
+        metrics.trackConnection(socket, kind);
+      } catch (error) {
+        fault('connection', error);
+      }
     },
 
     pageEvent(event: PageEvent): void {
-      guard('pageEvent', () => {
+      try {
         metrics.page(event.page, event.category, event.outcome);
         ledger.pageEvent(event.page, event.outcome, event.at);
         if (event.purpose !== undefined) {
           metrics.purpose(event.category, event.purpose);
           ledger.purposeAnswer(event.purpose, event.at);
         }
-      });
+      } catch (error) {
+        fault('pageEvent', error);
+      }
     },
   };
 }

@@ -15,6 +15,7 @@ import type { CompiledPolicy, UsageView } from '../policy/types.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { createAccessLog } from '../log/access-log.js';
+import type { AccessLog } from '../log/access-log.js';
 import { LeewayMetrics } from '../metrics/metrics.js';
 import type { ReloadResult } from '../metrics/metrics.js';
 import { statusPageHandler } from '../admin/status-page.js';
@@ -48,6 +49,8 @@ export interface UsageAccounting {
   /** Pass to createLeeway({ accounting }). Until attach() it records nothing and reads 0 minutes. */
   readonly accounting: Accounting;
   attach(proxy: AccountedProxy): void;
+  /** Write access lines still held in memory (they wait at most ACCESS_LOG_MAX_DELAY_MS). */
+  flush(): void;
   /** Count a reload's outcome in leeway_policy_reloads_total. */
   policyReloaded(result: ReloadResult): void;
   /** Defined once attached. */
@@ -61,6 +64,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
   const startedAt = clock();
   let inner: (Accounting & { ledger: UsageLedger }) | undefined;
   let metrics: LeewayMetrics | undefined;
+  let accessLog: AccessLog | undefined;
 
   const accounting: Accounting = {
     usage: (pseudonym: Pseudonym): UsageView => (inner === undefined ? NO_USAGE : inner.usage(pseudonym)),
@@ -78,6 +82,9 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
     get ledger() {
       return inner?.ledger;
     },
+    flush(): void {
+      accessLog?.flush();
+    },
     policyReloaded(result: ReloadResult): void {
       metrics?.policyReload(result);
     },
@@ -87,7 +94,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
       // The zone is fixed at start: changing settings.timeZone needs a restart to move the day boundary.
       const ledger = new UsageLedger({ timeZone: proxy.policy.settings.timeZone, categoryKind: (c) => proxy.policy.categoryKinds[c] ?? 'other' });
       metrics = new LeewayMetrics({ policy, ledger, defaultMetrics: options.defaultMetrics ?? true });
-      const accessLog = createAccessLog({
+      accessLog = createAccessLog({
         mode: () => proxy.policy.settings.accessLog,
         logger,
         ...(options.accessLogDestination === undefined ? {} : { destination: options.accessLogDestination }),

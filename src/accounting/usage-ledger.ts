@@ -83,8 +83,9 @@ const MINUTE_MS = 60_000;
 
 /** A person's counter for one scope (a category or a site) today. */
 interface ScopeCounter {
-  /** Interned key: `c\0name` or `s\0name`. */
-  readonly key: string;
+  readonly kind: 'c' | 's';
+  /** The policy's category or site name (strings from the compiled policy, shared by everyone). */
+  readonly name: string;
   lastMinute: number;
   minutes: number;
 }
@@ -105,8 +106,6 @@ export class UsageLedger {
   #day: LocalDay | undefined;
   #since = 0;
   #people = new Map<string, Person>();
-  // Interned scope keys, so 100,000 people share one string per scope.
-  readonly #keys = new Map<string, string>();
   #groupPeople = new Map<string, number>();
   /** `category\0group` → distinct people today. */
   #categoryGroupPeople = new Map<string, number>();
@@ -168,7 +167,7 @@ export class UsageLedger {
       this.#groupPeople.set(group, (this.#groupPeople.get(group) ?? 0) + 1);
       // Already known in some categories under another group: count them there too.
       for (const scope of person.scopes) {
-        if (scope.key.charCodeAt(0) === 99 /* c */) this.#bumpCategoryGroup(scope.key.slice(2), group);
+        if (scope.kind === 'c') this.#bumpCategoryGroup(scope.name, group);
       }
     }
 
@@ -201,16 +200,18 @@ export class UsageLedger {
 
   /** Minutes used today by one person, for quota rules. A person not seen today has used 0. */
   usageView(pseudonym: string): UsageView {
-    // Looked up at call time, so a view taken before the person's first request stays true.
-    return {
-      minutesUsedToday: (scope: { kind: QuotaScopeKind; name: string }): number => {
-        const person = this.#people.get(pseudonym);
-        if (person === undefined) return 0;
-        const key = `${scope.kind === 'category' ? 'c' : 's'}\0${scope.name}`;
-        for (const counter of person.scopes) if (counter.key === key) return counter.minutes;
-        return 0;
-      },
-    };
+    // Looked up at call time, so a view taken before the person's first request stays true;
+    // a small object rather than a closure, since the proxy asks for one per request.
+    return new PersonUsage(this, pseudonym);
+  }
+
+  /** Minutes a person used today in one category or site. */
+  minutesUsedToday(pseudonym: string, scope: { kind: QuotaScopeKind; name: string }): number {
+    const person = this.#people.get(pseudonym);
+    if (person === undefined) return 0;
+    const kind = scope.kind === 'category' ? 'c' : 's';
+    for (const counter of person.scopes) if (counter.kind === kind && counter.name === scope.name) return counter.minutes;
+    return 0;
   }
 
   /** A person's total browsing minutes today. */
@@ -297,14 +298,9 @@ export class UsageLedger {
   }
 
   #scope(person: Person, prefix: 'c' | 's', name: string): ScopeCounter {
-    const raw = `${prefix}\0${name}`;
-    for (const counter of person.scopes) if (counter.key === raw) return counter;
-    let key = this.#keys.get(raw);
-    if (key === undefined) {
-      key = raw;
-      this.#keys.set(raw, key);
-    }
-    const counter: ScopeCounter = { key, lastMinute: -1, minutes: 0 };
+    // Compared field by field: building a key string here would allocate on every request.
+    for (const counter of person.scopes) if (counter.kind === prefix && counter.name === name) return counter;
+    const counter: ScopeCounter = { kind: prefix, name, lastMinute: -1, minutes: 0 };
     person.scopes.push(counter);
     if (prefix === 'c') for (const g of person.groups) this.#bumpCategoryGroup(name, g);
     return counter;
@@ -339,7 +335,17 @@ export class UsageLedger {
     this.#purposes = emptyPurposes();
     this.#quotaExhaustions = 0;
     this.#exhausted = new Set();
-    this.#keys.clear();
+  }
+}
+
+class PersonUsage implements UsageView {
+  constructor(
+    private readonly ledger: UsageLedger,
+    private readonly pseudonym: string,
+  ) {}
+
+  minutesUsedToday(scope: { kind: QuotaScopeKind; name: string }): number {
+    return this.ledger.minutesUsedToday(this.pseudonym, scope);
   }
 }
 

@@ -51,6 +51,38 @@ export interface MetricsOptions {
   readonly defaultMetrics?: boolean;
 }
 
+/**
+ * Per-request counters gathered between scrapes: one string key and a Map lookup per event
+ * instead of prom-client's label validation and hashing (the account stage runs per request,
+ * issue 5 allows it under 5% of forwarding). Labels are folded when a key is first seen under a
+ * policy, so a reload re-folds from then on and counts made before keep their labels.
+ */
+class FoldedTally<L extends string> {
+  #byRaw = new Map<string, { readonly labels: Partial<Record<L, string>>; value: number }>();
+  readonly #all: { readonly labels: Partial<Record<L, string>>; value: number }[] = [];
+  #policy: CompiledPolicy | undefined;
+
+  add(policy: CompiledPolicy | undefined, raw: string, fold: () => Partial<Record<L, string>>, value: number): void {
+    if (policy !== this.#policy) {
+      this.#policy = policy;
+      this.#byRaw = new Map();
+    }
+    let cell = this.#byRaw.get(raw);
+    if (cell === undefined) {
+      cell = { labels: fold(), value: 0 };
+      this.#byRaw.set(raw, cell);
+      this.#all.push(cell);
+    }
+    cell.value += value;
+  }
+
+  /** Set the counter to the totals; inc() sums cells that fold to the same labels. */
+  writeTo(counter: Counter<L>): void {
+    counter.reset();
+    for (const cell of this.#all) counter.inc(cell.labels, cell.value);
+  }
+}
+
 interface PolicyNames {
   readonly categories: ReadonlySet<string>;
   readonly sites: ReadonlySet<string>;
@@ -63,6 +95,8 @@ export class LeewayMetrics {
   readonly #ledger: UsageLedger;
   readonly #names = new WeakMap<CompiledPolicy, PolicyNames>();
   #certificateCacheSize: () => number = () => 0;
+  readonly #requestTally = new FoldedTally<'category' | 'site' | 'action'>();
+  readonly #bytesTally = new FoldedTally<'category' | 'direction'>();
   readonly #connectionKinds = new WeakMap<Duplex, string>();
 
   readonly #requests: Counter<'category' | 'site' | 'action'>;
@@ -89,6 +123,7 @@ export class LeewayMetrics {
       help: 'Requests handled, by category, site named in the policy (else other) and action taken.',
       labelNames: ['category', 'site', 'action'],
       registers,
+      collect: (): void => this.#requestTally.writeTo(this.#requests),
     });
     this.#activeMinutes = new Counter({
       name: 'leeway_active_minutes_total',
@@ -149,6 +184,7 @@ export class LeewayMetrics {
       help: 'Body and tunnel bytes relayed, by category and direction.',
       labelNames: ['category', 'direction'],
       registers,
+      collect: (): void => this.#bytesTally.writeTo(this.#bytes),
     });
     this.#duration = new Histogram({
       name: 'leeway_http_request_duration_seconds',
@@ -246,7 +282,7 @@ export class LeewayMetrics {
   // --- usage events (the accounting module calls these) -------------------------------------
 
   request(category: string | undefined, site: string | undefined, action: string): void {
-    this.#requests.inc({ category: this.categoryLabel(category), site: this.siteLabel(site), action: oneOf(ACTION_LABELS, action) });
+    this.#requestTally.add(this.#policy(), `${category ?? '\u0001'}\0${site ?? '\u0001'}\0${action}`, () => ({ category: this.categoryLabel(category), site: this.siteLabel(site), action: oneOf(ACTION_LABELS, action) }), 1);
   }
 
   activeMinute(category: string | undefined, site: string | undefined, group: string | undefined): void {
@@ -270,8 +306,8 @@ export class LeewayMetrics {
   }
 
   bytes(category: string | undefined, direction: DirectionLabel, bytes: number): void {
-    if (!(bytes > 0)) return;
-    this.#bytes.inc({ category: this.categoryLabel(category), direction: oneOf(DIRECTION_LABELS, direction) }, bytes);
+    if (!(bytes > 0) || !Number.isFinite(bytes)) return;
+    this.#bytesTally.add(this.#policy(), `${category ?? '\u0001'}\0${direction}`, () => ({ category: this.categoryLabel(category), direction: oneOf(DIRECTION_LABELS, direction) }), bytes);
   }
 
   // --- operations hooks ----------------------------------------------------------------------

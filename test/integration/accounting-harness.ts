@@ -189,6 +189,8 @@ export async function startHarness(mode: AccessLogMode): Promise<Harness> {
       });
     },
     scrape(path = '/metrics') {
+      // Access lines wait up to 100 ms in a batch: write them before anyone reads the log.
+      usage.flush();
       return new Promise((resolve, reject) => {
         http.get({ host: '127.0.0.1', port: adminPort, path, agent: false }, (res) => {
           const chunks: Buffer[] = [];

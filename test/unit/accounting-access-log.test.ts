@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createAccessLog, fieldsFor, pickAccessFields } from '../../src/log/access-log.js';
+import { ACCESS_LOG_MAX_DELAY_MS, batched, createAccessLog, fieldsFor, pickAccessFields } from '../../src/log/access-log.js';
 import type { AccessEntry } from '../../src/log/access-log.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { AccessLogMode } from '../../src/policy/types.js';
@@ -61,14 +61,36 @@ describe('access log modes', () => {
 });
 
 describe('access log on its own destination', () => {
-  it('writes access lines there and warnings to the main logger', () => {
+  it('writes access lines there in batches, and warnings to the main logger', async () => {
     const main: Record<string, unknown>[] = [];
-    const own: Record<string, unknown>[] = [];
+    const writes: string[] = [];
     const logger = createLogger({ destination: { write: (line: string) => void main.push(JSON.parse(line) as Record<string, unknown>) } });
-    const log = createAccessLog({ mode: () => 'pseudonymous', logger, destination: { write: (line: string) => void own.push(JSON.parse(line) as Record<string, unknown>) } });
+    const log = createAccessLog({ mode: () => 'pseudonymous', logger, destination: { write: (chunk: string) => void writes.push(chunk) } });
     log.write(entry);
+    log.write(entry);
+    log.write(entry);
+    expect(writes).toHaveLength(0);
+    await new Promise((resolve) => setTimeout(resolve, ACCESS_LOG_MAX_DELAY_MS + 50));
     expect(main.map((line) => line.level)).toEqual(['warn']);
-    expect(own).toHaveLength(1);
+    expect(writes).toHaveLength(1);
+    const own = (writes[0] ?? '').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(own).toHaveLength(3);
     expect(own[0]).toMatchObject({ msg: 'access', log: 'access', site: 'facebook', pseudonym: 'PSEUDO123', service: 'leeway' });
+  });
+
+  it('batches until 64 KiB or an explicit flush', () => {
+    const writes: string[] = [];
+    const batch = batched({ write: (chunk: string) => void writes.push(chunk) });
+    const line = `${'x'.repeat(1023)}\n`;
+    for (let i = 0; i < 63; i += 1) batch.write(line);
+    expect(writes).toHaveLength(0);
+    batch.write(line);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toHaveLength(64 * 1024);
+    batch.write('last\n');
+    batch.flush();
+    expect(writes).toEqual([expect.any(String), 'last\n']);
+    batch.flush();
+    expect(writes).toHaveLength(2);
   });
 });
