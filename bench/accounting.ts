@@ -1,12 +1,13 @@
 /**
  * What usage accounting costs (issue 5 target: under 5% of forwarding throughput).
  *
- * 1. End to end: two Leeway instances in this process, one with accounting (ledger, metrics,
- *    anonymous access log on a buffered destination, as `leeway start` runs it) and one
- *    without, forwarding 1 KiB GETs to the same origin (a child process). autocannon runs in
- *    another child process, so this process's CPU time is the proxy's alone. Rounds alternate
- *    on/off; printed: req/s and CPU µs per request, medians, and their ratios. CPU per request
- *    is the steadier figure on a shared machine, where throughput swings with others' load.
+ * 1. End to end: Leeway instances in this process forwarding 1 KiB GETs to one origin (a child
+ *    process): accounting off; an empty Accounting (the pipeline's own cost of reporting);
+ *    accounting on with the anonymous access log on an asynchronous destination, as `leeway
+ *    start` runs it; and on with the aggregate-only log. autocannon runs in another child
+ *    process, so this process's CPU time is the proxies' alone. Rounds rotate the order;
+ *    printed: req/s and CPU µs per request (medians) and ratios to "off". CPU per request is
+ *    the steadier figure on a shared machine, where throughput swings with others' load.
  * 2. The account stage alone: requestDone() per second, 10,000 people over 3 sites.
  * Loopback only; every loop is bounded in count and time.
  */
@@ -23,8 +24,9 @@ import type { Pseudonym } from '../src/identity/pseudonym.js';
 import { createLogger } from '../src/log/logger.js';
 import { createLeeway } from '../src/proxy/leeway.js';
 import type { Leeway } from '../src/proxy/leeway.js';
-import type { RequestRecord } from '../src/proxy/account.js';
+import type { Accounting, RequestRecord } from '../src/proxy/account.js';
 import type { CompiledPolicy } from '../src/policy/types.js';
+import { NO_USAGE } from '../src/policy/types.js';
 
 const ROUNDS = 6;
 const ROUND_SECONDS = 3;
@@ -178,6 +180,13 @@ export async function run(): Promise<void> {
       variants.push({ name, port: (await leeway.listen()).proxy.port, rounds: [] });
     };
     await add('accounting off', join(dir, 'anonymous'), false);
+    {
+      // The pipeline's own cost of reporting (records built, usage asked) with nothing behind it.
+      const empty: Accounting = { usage: () => NO_USAGE, requestDone: () => undefined, tunnelBytes: () => undefined, pageEvent: () => undefined };
+      const leeway = await createLeeway({ policies: join(dir, 'aggregate'), listen: '127.0.0.1:0', admin: false, logger: quiet, accounting: empty });
+      leeways.push(leeway);
+      variants.push({ name: 'empty accounting', port: (await leeway.listen()).proxy.port, rounds: [] });
+    }
     await add('on, anonymous log', join(dir, 'anonymous'), true);
     await add('on, aggregate-only', join(dir, 'aggregate'), true);
 
