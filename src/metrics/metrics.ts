@@ -339,14 +339,6 @@ export class LeewayMetrics {
     this.#openConnections.inc({ kind: label });
   }
 
-  connectionOpened(kind: ConnectionKindLabel): void {
-    this.#openConnections.inc({ kind: oneOf(CONNECTION_KIND_LABELS, kind) });
-  }
-
-  connectionClosed(kind: ConnectionKindLabel): void {
-    this.#openConnections.dec({ kind: oneOf(CONNECTION_KIND_LABELS, kind) });
-  }
-
   upstreamError(code: LeewayErrorCode): void {
     this.#upstreamErrors.inc({ code: Object.hasOwn(ERROR_CODES, code) ? code : 'LEEWAY_ERR_UPSTREAM' });
   }

@@ -139,9 +139,7 @@ describe('registry', () => {
     const { metrics } = setup();
     let cacheSize = 0;
     metrics.setCertificateCacheSize(() => cacheSize);
-    metrics.connectionOpened('tunnel');
-    metrics.connectionOpened('tunnel');
-    metrics.connectionClosed('tunnel');
+    metrics.trackConnection(new PassThrough(), 'tunnel');
     metrics.certificateMinted();
     cacheSize = 7;
     metrics.handshakeFailure('unknown-ca');
