@@ -114,6 +114,8 @@ export interface Harness {
   readonly inputFiles: ReadonlyMap<string, number>;
   setNow(at: number): void;
   get(user: TestUser, url: string): Promise<{ status: number; body: string }>;
+  /** POST a form through the proxy (the coach page's Continue). */
+  post(user: TestUser, url: string, form: string): Promise<{ status: number; body: string }>;
   scrape(path?: string): Promise<{ status: number; contentType: string; body: string }>;
   close(): Promise<void>;
 }
@@ -166,27 +168,36 @@ export async function startHarness(mode: AccessLogMode): Promise<Harness> {
   const proxyPort = addresses.proxy.port;
   const adminPort = addresses.admin.port;
 
+  const send = (user: TestUser, method: string, url: string, form: string | undefined): Promise<{ status: number; body: string }> => {
+    const target = new URL(url);
+    const headers: Record<string, string> = { host: target.host, 'proxy-authorization': `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}` };
+    if (form !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-length'] = String(Buffer.byteLength(form));
+    }
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: proxyPort, localAddress: user.localAddress, method, path: url, agent: false, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+      req.on('error', reject);
+      req.end(form);
+    });
+  };
+
   return {
     dir, leeway, usage, origin, originPort, originSaw, logLines, inputFiles,
     setNow(at: number): void {
       now = at;
     },
     get(user: TestUser, url: string) {
-      const target = new URL(url);
-      return new Promise((resolve, reject) => {
-        const req = http.request({
-          host: '127.0.0.1', port: proxyPort, localAddress: user.localAddress, method: 'GET', path: url, agent: false,
-          headers: { host: target.host, 'proxy-authorization': `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}` },
-        }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        });
-        req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-        req.on('error', reject);
-        req.end();
-      });
+      return send(user, 'GET', url, undefined);
+    },
+    post(user: TestUser, url: string, form: string) {
+      return send(user, 'POST', url, form);
     },
     scrape(path = '/metrics') {
       // Access lines wait up to 100 ms in a batch: write them before anyone reads the log.

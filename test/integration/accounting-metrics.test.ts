@@ -39,6 +39,7 @@ describe('accounting through the real proxy: 30 users, 3 groups', () => {
   let h: Harness;
   let samples: Sample[];
   let scrape: { status: number; contentType: string; body: string };
+  let coachPage: { status: number; body: string };
 
   beforeAll(async () => {
     h = await startHarness('anonymous');
@@ -49,8 +50,15 @@ describe('accounting through the real proxy: 30 users, 3 groups', () => {
     h.setNow(T0 + 2 * 60_000);
     expect((await h.get(keen, `http://www.facebook.test:${h.originPort}/more`)).status).toBe(200);
     h.setNow(T0 + 3 * 60_000);
+    coachPage = await h.get(keen, `http://www.facebook.test:${h.originPort}/more`);
+    expect(coachPage.status).toBe(403);
     expect((await h.get(keen, `http://www.facebook.test:${h.originPort}/more`)).status).toBe(403);
-    expect((await h.get(keen, `http://www.facebook.test:${h.originPort}/more`)).status).toBe(403);
+    // Continue past the page, answering "a break": the next request goes through.
+    const token = /name="token" value="([^"]+)"/.exec(coachPage.body)?.[1];
+    expect(token).toBeDefined();
+    const form = new URLSearchParams({ token: token ?? '', choice: 'continue', purpose: 'break' }).toString();
+    expect((await h.post(keen, `http://www.facebook.test:${h.originPort}/.leeway/continue`, form)).status).toBe(303);
+    expect((await h.get(keen, `http://www.facebook.test:${h.originPort}/more`)).status).toBe(200);
     scrape = await h.scrape();
     samples = parse(scrape.body);
   });
@@ -63,11 +71,11 @@ describe('accounting through the real proxy: 30 users, 3 groups', () => {
   it('serves /metrics in the registry content type, and the origin saw every request', () => {
     expect(scrape.status).toBe(200);
     expect(scrape.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
-    expect(h.originSaw.length).toBe(30 + 30 * 3 + 1);
+    expect(h.originSaw.length).toBe(30 + 30 * 3 + 2);
   });
 
   it('counts requests per category, site and action', () => {
-    expect(value(samples, 'leeway_requests_total', { category: 'social-leisure', site: 'facebook', action: 'allow' })).toBe(61);
+    expect(value(samples, 'leeway_requests_total', { category: 'social-leisure', site: 'facebook', action: 'allow' })).toBe(62);
     expect(value(samples, 'leeway_requests_total', { category: 'social-leisure', site: 'facebook', action: 'coach' })).toBe(2);
     expect(value(samples, 'leeway_requests_total', { category: 'business-networking', site: 'linkedin', action: 'allow' })).toBe(30);
     // The unnamed host folds into other and never appears by name.
@@ -75,13 +83,13 @@ describe('accounting through the real proxy: 30 users, 3 groups', () => {
     expect(scrape.body).not.toContain('unnamed-host');
   });
 
-  it('counts person-minutes: each user 2 browsing minutes, the keen one 3', () => {
-    expect(value(samples, 'leeway_browsing_minutes_total', {})).toBe(30 * 2 + 1);
+  it('counts person-minutes: each user 2 browsing minutes, the keen one 4 (coach pages are not time on the site)', () => {
+    expect(value(samples, 'leeway_browsing_minutes_total', {})).toBe(30 * 2 + 2);
     // Minute 0, one by one: the first 4 of sales and of lab count under other until the 5th arrives.
-    expect(value(samples, 'leeway_browsing_minutes_total', { group: 'sales' })).toBe(10 + 14 + 1);
+    expect(value(samples, 'leeway_browsing_minutes_total', { group: 'sales' })).toBe(10 + 14 + 2);
     expect(value(samples, 'leeway_browsing_minutes_total', { group: 'lab' })).toBe(10 + 14);
     expect(value(samples, 'leeway_browsing_minutes_total', { group: 'other' })).toBe(2 * 2 + 4 + 4);
-    expect(value(samples, 'leeway_active_minutes_total', { category: 'social-leisure', site: 'facebook' })).toBe(30 * 2 + 1);
+    expect(value(samples, 'leeway_active_minutes_total', { category: 'social-leisure', site: 'facebook' })).toBe(30 * 2 + 2);
     expect(value(samples, 'leeway_active_minutes_total', { category: 'business-networking', site: 'linkedin' })).toBe(30);
     expect(value(samples, 'leeway_active_minutes_total', { category: 'business-networking', site: 'linkedin', group: 'sales' })).toBe(14);
   });
@@ -94,13 +102,19 @@ describe('accounting through the real proxy: 30 users, 3 groups', () => {
     expect(value(samples, 'leeway_daily_minutes_people', { category: 'social-leisure', band: '15-30' })).toBe(0);
   });
 
-  it('counts the coach page and the quota used up once', () => {
+  it('shows the minutes used and left on the coach page, from the ledger', () => {
+    expect(coachPage.body).toContain('<meter min="0" max="3" value="3"');
+  });
+
+  it('counts the coach page, the Continue with its purpose, and the quota used up once', () => {
     expect(value(samples, 'leeway_pages_total', { page: 'coach', category: 'social-leisure', outcome: 'shown' })).toBe(2);
+    expect(value(samples, 'leeway_pages_total', { page: 'coach', category: 'social-leisure', outcome: 'continued' })).toBe(1);
+    expect(value(samples, 'leeway_purpose_answers_total', { category: 'social-leisure', purpose: 'break' })).toBe(1);
     expect(value(samples, 'leeway_quota_exhausted_total', { category: 'social-leisure' })).toBe(1);
   });
 
   it('counts body bytes', () => {
-    expect(value(samples, 'leeway_bytes_total', { category: 'social-leisure', direction: 'origin-to-client' })).toBe(61 * 1024);
+    expect(value(samples, 'leeway_bytes_total', { category: 'social-leisure', direction: 'origin-to-client' })).toBe(62 * 1024);
   });
 
   it('never names the 2-person group', () => {
