@@ -93,7 +93,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
       const policy = (): CompiledPolicy => proxy.policy;
       // The zone is fixed at start: changing settings.timeZone needs a restart to move the day boundary.
       const ledger = new UsageLedger({ timeZone: proxy.policy.settings.timeZone, categoryKind: (c) => proxy.policy.categoryKinds[c] ?? 'other' });
-      metrics = new LeewayMetrics({ policy, ledger, defaultMetrics: options.defaultMetrics ?? true });
+      metrics = new LeewayMetrics({ policy, ledger, clock, defaultMetrics: options.defaultMetrics ?? true });
       accessLog = createAccessLog({
         mode: () => proxy.policy.settings.accessLog,
         logger,

@@ -49,6 +49,8 @@ export interface MetricsOptions {
   readonly ledger: UsageLedger;
   /** prom-client's process metrics (CPU, memory, event loop lag). Default true. */
   readonly defaultMetrics?: boolean;
+  /** Epoch ms, read at scrape time so "today" gauges roll over at midnight without traffic. Default Date.now. */
+  readonly clock?: () => number;
 }
 
 /**
@@ -93,6 +95,7 @@ export class LeewayMetrics {
   readonly registry = new Registry();
   readonly #policy: () => CompiledPolicy | undefined;
   readonly #ledger: UsageLedger;
+  readonly #clock: () => number;
   readonly #names = new WeakMap<CompiledPolicy, PolicyNames>();
   #certificateCacheSize: () => number = () => 0;
   readonly #requestTally = new FoldedTally<'category' | 'site' | 'action'>();
@@ -116,6 +119,7 @@ export class LeewayMetrics {
   constructor(options: MetricsOptions) {
     this.#policy = options.policy;
     this.#ledger = options.ledger;
+    this.#clock = options.clock ?? Date.now;
     const registers = [this.registry];
 
     this.#requests = new Counter({
@@ -143,6 +147,7 @@ export class LeewayMetrics {
       labelNames: ['category', 'group'],
       registers,
       collect: (): void => {
+        this.#ledger.advance(this.#clock());
         peopleActive.reset();
         for (const row of this.#ledger.peopleByCategoryAndGroup()) {
           peopleActive.inc({ category: this.categoryLabel(row.category), group: this.groupLabel(row.group) }, row.people);
@@ -155,6 +160,7 @@ export class LeewayMetrics {
       labelNames: ['category', 'band'],
       registers,
       collect: (): void => {
+        this.#ledger.advance(this.#clock());
         dailyMinutesPeople.reset();
         for (const row of this.#ledger.peopleByBand()) {
           dailyMinutesPeople.inc({ category: this.categoryLabel(row.category), band: row.band }, row.people);

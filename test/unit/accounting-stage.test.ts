@@ -24,7 +24,7 @@ const P1 = 'pseudo-one' as Pseudonym;
 
 function setup(now: () => number = () => T0) {
   const ledger = new UsageLedger({ timeZone: policy.settings.timeZone, categoryKind: (c) => policy.categoryKinds[c] ?? 'other' });
-  const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics: false });
+  const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics: false, clock: now });
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
   const accessLog = createAccessLog({ mode: () => 'anonymous', logger });

@@ -22,7 +22,7 @@ const T0 = Date.parse('2026-06-15T08:00:00Z');
 
 function setup(defaultMetrics = false) {
   const ledger = new UsageLedger({ timeZone: policy.settings.timeZone, categoryKind: (c) => policy.categoryKinds[c] ?? 'other' });
-  const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics });
+  const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics, clock: () => T0 });
   const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => T0 });
   return { ledger, metrics, accounting };
 }
@@ -157,6 +157,21 @@ describe('registry', () => {
     expect(get('leeway_upstream_errors_total', { code: 'LEEWAY_ERR_UPSTREAM_TIMEOUT' })).toBe(1);
     expect(get('leeway_upstream_errors_total', { code: 'LEEWAY_ERR_UPSTREAM' })).toBe(1);
     expect(all.some((s) => Object.values(s.labels).includes('NOT_A_CODE'))).toBe(false);
+  });
+});
+
+describe('today gauges', () => {
+  it('roll over at local midnight even when no request comes', async () => {
+    let now = T0;
+    const ledger = new UsageLedger({ timeZone: policy.settings.timeZone });
+    const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics: false, clock: () => now });
+    const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => now });
+    accounting.requestDone({ at: T0, kind: 'http', pseudonym: 'p' as Pseudonym, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'r', action: 'allow', status: 200, bytesIn: 0, bytesOut: 0, durationMs: 0 });
+    const people = async (): Promise<number> => (await samples(metrics)).filter((s) => s.name === 'leeway_people_active').reduce((sum, s) => sum + s.value, 0);
+    expect(await people()).toBe(1);
+    now = Date.parse('2026-06-15T22:00:00Z'); // midnight in Paris
+    expect(await people()).toBe(0);
+    expect((await samples(metrics)).filter((s) => s.name === 'leeway_daily_minutes_people')).toEqual([]);
   });
 });
 
