@@ -26,7 +26,7 @@ import { Identifier } from './identify.js';
 import type { Identity } from './identify.js';
 import { Egress } from './egress.js';
 import { createOriginAgents } from './forward.js';
-import { LocalRoutes } from './local-routes.js';
+import { LocalRoutes, servePac } from './local-routes.js';
 import type { LocalRoute } from './local-routes.js';
 import { Pipeline } from './pipeline.js';
 
@@ -114,7 +114,10 @@ export async function createLeeway(options: LeewayOptions): Promise<Leeway> {
   const admin = new AdminServer(logger);
   for (const [path, handler] of Object.entries(options.adminRoutes ?? {})) admin.register(path, handler);
   let addresses: LeewayAddresses | undefined;
-  const localRoutes = new LocalRoutes(() => (addresses === undefined ? `${listenAt.host}:${listenAt.port}` : hostPortText(addresses.proxy)));
+  const proxyAddress = (): string => (addresses === undefined ? `${listenAt.host}:${listenAt.port}` : hostPortText(addresses.proxy));
+  const localRoutes = new LocalRoutes(proxyAddress);
+  // PRODUCT.md lists /proxy.pac on the admin listener too (where WPAD setups often point).
+  admin.register('/proxy.pac', (req, res) => servePac(req, res, runtime, proxyAddress()));
   const pipeline = new Pipeline({
     runtime: () => runtime,
     identifier: new Identifier(pseudonymizer),

@@ -18,11 +18,7 @@ export class LocalRoutes {
 
   /** @param proxyAddress the `host:port` browsers should use, when the Host header does not say. */
   constructor(private readonly proxyAddress: () => string) {
-    this.register('/proxy.pac', (req, res, runtime) => {
-      const body = renderPac({ proxy: pacProxyAddress(req.headers.host) ?? this.proxyAddress(), bypass: runtime.policy.settings.proxy.pacBypass });
-      res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig', 'cache-control': 'max-age=300', 'content-length': String(Buffer.byteLength(body)) });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    });
+    this.register('/proxy.pac', (req, res, runtime) => servePac(req, res, runtime, pacProxyAddress(req.headers.host) ?? this.proxyAddress()));
     this.register(PRIVACY_PATH, (req, res, runtime) => {
       const body = Buffer.from(renderPrivacyPage(runtime.policy, pageLanguage(req)), 'utf8');
       res.writeHead(200, { ...pageHeaders(), 'content-length': String(body.length) });
@@ -43,6 +39,16 @@ export class LocalRoutes {
     route(req, res, runtime);
     return true;
   }
+}
+
+/**
+ * The PAC file naming `proxy` (host:port). On the proxy port the browser's Host header names the
+ * proxy; on the admin listener it names the admin port, so there the bound proxy address is used.
+ */
+export function servePac(req: IncomingMessage, res: ServerResponse, runtime: Runtime, proxy: string): void {
+  const body = renderPac({ proxy, bypass: runtime.policy.settings.proxy.pacBypass });
+  res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig', 'cache-control': 'max-age=300', 'content-length': String(Buffer.byteLength(body)) });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 /** The Host header the browser used to fetch the PAC file is the address it can reach us at. */

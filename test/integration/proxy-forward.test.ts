@@ -129,6 +129,15 @@ describe('forwarding', () => {
     expect(await res.body.text()).toContain(`127.0.0.1:${proxy.port}`);
   });
 
+  it('serves the PAC file on the admin port too, naming the proxy port (not the admin port)', async () => {
+    const res = await request(`${proxy.adminUrl}/proxy.pac`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('proxy-autoconfig');
+    const body = await res.body.text();
+    expect(body).toContain(`PROXY 127.0.0.1:${proxy.port}`);
+    expect(body).not.toContain(`:${new URL(proxy.adminUrl).port}`);
+  });
+
   it('serves the privacy page on the proxy port', async () => {
     const res = await request(`${proxy.proxyUrl}/.leeway/privacy`);
     expect(res.statusCode).toBe(200);
