@@ -81,23 +81,23 @@ export interface UsageLedgerOptions {
 const OTHER = 'other';
 const MINUTE_MS = 60_000;
 
-/** A person's counter for one scope (a category or a site) today. */
-interface ScopeCounter {
-  readonly kind: 'c' | 's';
-  /** The policy's category or site name (strings from the compiled policy, shared by everyone). */
-  readonly name: string;
-  lastMinute: number;
-  minutes: number;
-}
-
+/**
+ * One person today, kept small: 100,000 people must fit in a few tens of MB. Scope counters are
+ * flat triples of small integers (scope id, last minute counted, minutes today) in one array,
+ * which V8 stores unboxed; scope ids index the ledger's table of category and site names.
+ */
 interface Person {
   lastMinute: number;
   minutes: number;
-  /** Usually one group; an array because a person may reach us from two networks in a day. */
-  groups: string[];
-  // A short array scanned linearly: a person touches a handful of scopes a day, and an array
-  // costs far less memory than a Map per person (see the 100,000-person test).
-  scopes: ScopeCounter[];
+  /** The first group seen today; a person reaching us from a second network is rare. */
+  group: string;
+  otherGroups: string[] | undefined;
+  scopes: number[];
+}
+
+interface ScopeName {
+  readonly kind: 'c' | 's';
+  readonly name: string;
 }
 
 export class UsageLedger {
@@ -119,6 +119,10 @@ export class UsageLedger {
   #quotaExhaustions = 0;
   /** `pseudonym\0kind\0name` of quotas used up today: only people who hit one are held. */
   #exhausted = new Set<string>();
+  // Scope ids, kept across days: category and site names come from the policy, so they are few.
+  readonly #categoryIds = new Map<string, number>();
+  readonly #siteIds = new Map<string, number>();
+  readonly #scopeNames: ScopeName[] = [];
 
   constructor(options: UsageLedgerOptions) {
     this.#calendar = new LocalDayCalendar(options.timeZone);
@@ -159,15 +163,16 @@ export class UsageLedger {
 
     let person = this.#people.get(activity.pseudonym);
     if (person === undefined) {
-      person = { lastMinute: -1, minutes: 0, groups: [], scopes: [] };
+      person = { lastMinute: -1, minutes: 0, group, otherGroups: undefined, scopes: [] };
       this.#people.set(activity.pseudonym, person);
-    }
-    if (!person.groups.includes(group)) {
-      person.groups.push(group);
+      this.#groupPeople.set(group, (this.#groupPeople.get(group) ?? 0) + 1);
+    } else if (person.group !== group && person.otherGroups?.includes(group) !== true) {
+      (person.otherGroups ??= []).push(group);
       this.#groupPeople.set(group, (this.#groupPeople.get(group) ?? 0) + 1);
       // Already known in some categories under another group: count them there too.
-      for (const scope of person.scopes) {
-        if (scope.kind === 'c') this.#bumpCategoryGroup(scope.name, group);
+      for (let i = 0; i < person.scopes.length; i += 3) {
+        const scope = this.#scopeNames[person.scopes[i] as number];
+        if (scope?.kind === 'c') this.#bumpCategoryGroup(scope.name, group);
       }
     }
 
@@ -181,18 +186,20 @@ export class UsageLedger {
       browsingMinute = true;
     }
 
-    const categoryScope = this.#scope(person, 'c', category);
-    if (minute > categoryScope.lastMinute) {
-      categoryScope.lastMinute = minute;
-      this.#moveBand(category, categoryScope.minutes, categoryScope.minutes + 1);
-      categoryScope.minutes += 1;
+    const scopes = person.scopes;
+    const c = this.#scopeIndex(person, this.#scopeId('c', category));
+    if (minute > (scopes[c + 1] as number)) {
+      const minutes = scopes[c + 2] as number;
+      scopes[c + 1] = minute;
+      scopes[c + 2] = minutes + 1;
+      this.#moveBand(category, minutes, minutes + 1);
       this.#categoryMinutes.set(category, (this.#categoryMinutes.get(category) ?? 0) + 1);
     }
-    const siteScope = this.#scope(person, 's', site);
+    const s = this.#scopeIndex(person, this.#scopeId('s', site));
     let siteMinute = false;
-    if (minute > siteScope.lastMinute) {
-      siteScope.lastMinute = minute;
-      siteScope.minutes += 1;
+    if (minute > (scopes[s + 1] as number)) {
+      scopes[s + 1] = minute;
+      scopes[s + 2] = (scopes[s + 2] as number) + 1;
       siteMinute = true;
     }
     return { browsingMinute, siteMinute, category, site, group };
@@ -209,8 +216,9 @@ export class UsageLedger {
   minutesUsedToday(pseudonym: string, scope: { kind: QuotaScopeKind; name: string }): number {
     const person = this.#people.get(pseudonym);
     if (person === undefined) return 0;
-    const kind = scope.kind === 'category' ? 'c' : 's';
-    for (const counter of person.scopes) if (counter.kind === kind && counter.name === scope.name) return counter.minutes;
+    const id = (scope.kind === 'category' ? this.#categoryIds : this.#siteIds).get(scope.name);
+    if (id === undefined) return 0;
+    for (let i = 0; i < person.scopes.length; i += 3) if (person.scopes[i] === id) return person.scopes[i + 2] as number;
     return 0;
   }
 
@@ -297,13 +305,28 @@ export class UsageLedger {
     };
   }
 
-  #scope(person: Person, prefix: 'c' | 's', name: string): ScopeCounter {
-    // Compared field by field: building a key string here would allocate on every request.
-    for (const counter of person.scopes) if (counter.kind === prefix && counter.name === name) return counter;
-    const counter: ScopeCounter = { kind: prefix, name, lastMinute: -1, minutes: 0 };
-    person.scopes.push(counter);
-    if (prefix === 'c') for (const g of person.groups) this.#bumpCategoryGroup(name, g);
-    return counter;
+  #scopeId(kind: 'c' | 's', name: string): number {
+    const ids = kind === 'c' ? this.#categoryIds : this.#siteIds;
+    let id = ids.get(name);
+    if (id === undefined) {
+      id = this.#scopeNames.length;
+      this.#scopeNames.push({ kind, name });
+      ids.set(name, id);
+    }
+    return id;
+  }
+
+  /** Where the person's triple for this scope starts, created (and counted per group) when new. */
+  #scopeIndex(person: Person, id: number): number {
+    const scopes = person.scopes;
+    for (let i = 0; i < scopes.length; i += 3) if (scopes[i] === id) return i;
+    scopes.push(id, -1, 0);
+    const scope = this.#scopeNames[id];
+    if (scope?.kind === 'c') {
+      this.#bumpCategoryGroup(scope.name, person.group);
+      for (const g of person.otherGroups ?? []) this.#bumpCategoryGroup(scope.name, g);
+    }
+    return scopes.length - 3;
   }
 
   #bumpCategoryGroup(category: string, group: string): void {
