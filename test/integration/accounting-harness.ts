@@ -40,6 +40,9 @@ export const USERS: readonly TestUser[] = users();
 /** Monday 2026-06-15, 10:00 in Paris: outside the fixture's breaks. */
 export const T0 = Date.parse('2026-06-15T08:00:00Z');
 
+/** A client outside settings.proxy.clients: refused, and the one address a log line may carry. */
+export const OUTSIDER: TestUser = { name: 'outsider-person', password: 'Outsider-pw-z', group: 'lab', localAddress: '127.0.40.7' };
+
 export const TEST_HOSTS = ['www.facebook.test', 'www.linkedin.test', 'unnamed-host.example'] as const;
 
 function policyYaml(mode: AccessLogMode): string {
@@ -51,7 +54,7 @@ function policyYaml(mode: AccessLogMode): string {
   interception:
     enabled: false
   proxy:
-    clients: [127.0.0.0/8, "::1/128"]
+    clients: [127.0.10.0/24, 127.0.20.0/24, 127.0.30.0/24]
     auth:
       htpasswd: users.htpasswd
       required: true

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { T0, USERS, driveTraffic, filesWritten, readAll, removeHarnessDir, startHarness } from './accounting-harness.js';
+import { OUTSIDER, T0, USERS, driveTraffic, filesWritten, readAll, removeHarnessDir, startHarness } from './accounting-harness.js';
 import type { Harness } from './accounting-harness.js';
 import type { AccessLogMode } from '../../src/policy/types.js';
 
@@ -46,7 +46,12 @@ describe('privacy: no name, password, client address, path or query leaves the p
     }
     traffic.paths.push(`/coached/${keen.name}-private-page`);
     traffic.queries.push(`secret=${keen.name}-token-coached`);
-    const secrets = secretsOf(traffic);
+    // Someone outside the allowed networks is refused; their address may appear in that one line.
+    const refused = await h.get(OUTSIDER, `http://www.facebook.test:${h.originPort}/outsider/${OUTSIDER.name}-private-page?secret=${OUTSIDER.name}-token`);
+    expect(refused.status).toBe(403);
+    traffic.paths.push(`/outsider/${OUTSIDER.name}-private-page`);
+    traffic.queries.push(`secret=${OUTSIDER.name}-token`);
+    const secrets = [...secretsOf(traffic), OUTSIDER.name, OUTSIDER.password];
     expect(h.originSaw.some((path) => path.includes(`${keen.name}-private-page`))).toBe(true);
 
     const metrics = await h.scrape('/metrics');
@@ -58,6 +63,10 @@ describe('privacy: no name, password, client address, path or query leaves the p
 
     expect(h.logLines.length).toBeGreaterThan(0);
     expect(leaks(h.logLines.join('\n'), secrets)).toEqual([]);
+    const withOutsiderAddress = h.logLines.filter((line) => line.includes(OUTSIDER.localAddress));
+    expect(withOutsiderAddress).toHaveLength(1);
+    expect(withOutsiderAddress[0]).toContain('refused');
+    expect(metrics.body).not.toContain(OUTSIDER.localAddress);
     const parsed = h.logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
     const access = parsed.filter((line) => line.msg === 'access');
     expect(access.length > 0).toBe(accessLines);
