@@ -65,9 +65,22 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
   let inner: (Accounting & { ledger: UsageLedger }) | undefined;
   let metrics: LeewayMetrics | undefined;
   let accessLog: AccessLog | undefined;
+  let proxied: AccountedProxy | undefined;
+  let followed: CompiledPolicy | undefined;
+  // Asked once per request (a reference comparison): a reload that changes the zone moves the next rollover.
+  const followPolicy = (): void => {
+    const current = proxied?.policy;
+    if (current === undefined || current === followed) return;
+    followed = current;
+    inner?.ledger.setTimeZone(current.settings.timeZone);
+  };
 
   const accounting: Accounting = {
-    usage: (pseudonym: Pseudonym): UsageView => (inner === undefined ? NO_USAGE : inner.usage(pseudonym)),
+    usage: (pseudonym: Pseudonym): UsageView => {
+      if (inner === undefined) return NO_USAGE;
+      followPolicy();
+      return inner.usage(pseudonym);
+    },
     requestDone: (record: RequestRecord): void => inner?.requestDone(record),
     tunnelBytes: (record: TunnelActivity): void => inner?.tunnelBytes(record),
     pageEvent: (event: PageEvent): void => inner?.pageEvent(event),
@@ -90,8 +103,9 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
     },
     attach(proxy: AccountedProxy): void {
       if (inner !== undefined) throw new TypeError('usage accounting is already attached');
+      proxied = proxy;
+      followed = proxy.policy;
       const policy = (): CompiledPolicy => proxy.policy;
-      // The zone is fixed at start: changing settings.timeZone needs a restart to move the day boundary.
       const ledger = new UsageLedger({ timeZone: proxy.policy.settings.timeZone, categoryKind: (c) => proxy.policy.categoryKinds[c] ?? 'other' });
       metrics = new LeewayMetrics({ policy, ledger, clock, defaultMetrics: options.defaultMetrics ?? true });
       accessLog = createAccessLog({

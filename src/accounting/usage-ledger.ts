@@ -101,7 +101,7 @@ interface ScopeName {
 }
 
 export class UsageLedger {
-  readonly #calendar: LocalDayCalendar;
+  #calendar: LocalDayCalendar;
   readonly #categoryKind: (category: string) => CategoryKind;
   #day: LocalDay | undefined;
   #since = 0;
@@ -131,6 +131,15 @@ export class UsageLedger {
 
   get timeZone(): string {
     return this.#calendar.timeZone;
+  }
+
+  /**
+   * A reloaded policy may name another zone. The day being counted keeps the end it was given
+   * (changing it mid-day would cut the day short or count one twice); the new zone decides the
+   * next rollover and every one after.
+   */
+  setTimeZone(timeZone: string): void {
+    if (timeZone !== this.#calendar.timeZone) this.#calendar = new LocalDayCalendar(timeZone);
   }
 
   /** The local day being counted, or undefined before the first event. */

@@ -142,6 +142,22 @@ describe('UsageLedger daily rollover (Europe/Paris)', () => {
     expect(summary.browsingPersonMinutes).toBe(1);
   });
 
+  it('a new time zone (policy reload) takes effect at the next rollover', () => {
+    const l = ledger();
+    l.record({ pseudonym: 'p1', at: t('2026-06-15T10:00:00Z'), site: 'facebook', category: 'social-leisure' });
+    l.setTimeZone('America/New_York');
+    // Still the Paris day until Paris midnight...
+    l.record({ pseudonym: 'p1', at: t('2026-06-15T21:59:00Z'), site: 'facebook', category: 'social-leisure' });
+    expect(l.browsingMinutesToday('p1')).toBe(2);
+    expect(l.day?.end).toBe(t('2026-06-15T22:00:00Z'));
+    // ...then New York days: 2026-06-15 there runs until 04:00Z on the 16th.
+    l.record({ pseudonym: 'p1', at: t('2026-06-15T22:00:00Z'), site: 'facebook', category: 'social-leisure' });
+    expect(l.browsingMinutesToday('p1')).toBe(1);
+    expect(l.day?.date).toBe('2026-06-15');
+    expect(l.day?.end).toBe(t('2026-06-16T04:00:00Z'));
+    expect(l.timeZone).toBe('America/New_York');
+  });
+
   it('a quiet night still rolls over when the summary is asked for', () => {
     const l = ledger();
     l.record({ pseudonym: 'p1', at: t('2026-06-15T10:00:00Z'), site: 'facebook', category: 'social-leisure' });
