@@ -70,15 +70,17 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(args);
 }
 
+/** Run the CLI as a process: sets the exit code (a running `start` keeps the process alive). */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    const code = await main(argv);
+    if (code !== -1) process.exitCode = code;
+  } catch (error: unknown) {
+    console.error(error instanceof Error ? `leeway: ${error.message}` : error);
+    process.exitCode = 1;
+  }
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      // `start` keeps the process alive through its servers; other commands end here.
-      if (code !== -1) process.exitCode = code;
-    },
-    (error: unknown) => {
-      console.error(error instanceof Error ? `leeway: ${error.message}` : error);
-      process.exitCode = 1;
-    },
-  );
+  void runCli(process.argv.slice(2));
 }
