@@ -141,6 +141,9 @@ export async function createLeeway(options: LeewayOptions): Promise<Leeway> {
       const address = server.address();
       if (address !== null && typeof address === 'object') bound.push({ address: address.address, port: address.port });
     }
+    // The admin listener is ours too: forwarding to it would expose /metrics to every proxy client.
+    const adminAddress = addresses?.admin;
+    if (adminAddress !== undefined) bound.push({ address: adminAddress.address, port: adminAddress.port });
     egress.setListeners(bound);
   };
 
@@ -199,6 +202,7 @@ export async function createLeeway(options: LeewayOptions): Promise<Leeway> {
       });
       const adminAddress = adminAt === undefined ? undefined : await admin.listen(adminAt.host, adminAt.port);
       addresses = { proxy: server.address() as AddressInfo, admin: adminAddress };
+      refreshListeners();
       refreshListeners();
       admin.setReady(true);
       logger.info({ proxy: hostPortText(addresses.proxy), admin: adminAddress === undefined ? undefined : hostPortText(adminAddress), policyHash: runtime.policy.hash }, 'leeway listening');

@@ -83,6 +83,13 @@ describe('forwarding', () => {
     await res.body.text();
   });
 
+  it("refuses to forward to its own admin listener (no /metrics for every proxy client)", async () => {
+    const res = await request(`${proxy.adminUrl}/metrics`, { dispatcher: proxy.agent });
+    expect(res.statusCode).toBe(508);
+    expect(res.headers['x-leeway-reason']).toBe('LEEWAY_ERR_LOOP');
+    await res.body.text();
+  });
+
   it('answers 502 when the origin refuses the connection', async () => {
     const closed = await startOrigin();
     const port = closed.port;
