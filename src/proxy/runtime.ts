@@ -3,13 +3,12 @@
  * (client ACL, egress sets, CONNECT ports, htpasswd, trusted header networks, upstream trust),
  * so the hot path only looks things up. A reload builds a new Runtime and swaps it atomically.
  */
-import { readFile } from 'node:fs/promises';
-import { rootCertificates, createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { NetworkSet } from '../net/cidr.js';
 import { Htpasswd } from '../identity/htpasswd.js';
 import { LeewayError } from '../errors.js';
 import type { CompiledPolicy } from '../policy/types.js';
+import { upstreamSecureContext } from '../tls/upstream.js';
 
 export interface Runtime {
   readonly policy: CompiledPolicy;
@@ -39,17 +38,7 @@ export async function buildRuntime(policy: CompiledPolicy): Promise<Runtime> {
   if (proxy.auth.required && htpasswd === undefined) {
     throw new LeewayError('LEEWAY_ERR_CONFIG', 'settings.proxy.auth.required needs settings.proxy.auth.htpasswd');
   }
-  let upstreamSecureContext: SecureContext | undefined;
-  if (policy.settings.tls.extraCaBundle !== undefined) {
-    let extra: string;
-    try {
-      extra = await readFile(policy.settings.tls.extraCaBundle, 'utf8');
-    } catch (cause) {
-      throw new LeewayError('LEEWAY_ERR_CONFIG', `cannot read settings.tls.extraCaBundle: ${policy.settings.tls.extraCaBundle}`, {}, { cause });
-    }
-    // One SecureContext shared by the https Agent: passing `ca` per request would make the agent's pool key a 200 KB string.
-    upstreamSecureContext = createSecureContext({ ca: [...rootCertificates, extra] });
-  }
+  const upstreamTrust = await upstreamSecureContext(policy.settings.tls.extraCaBundle);
   return Object.freeze({
     policy,
     clients,
@@ -61,7 +50,7 @@ export async function buildRuntime(policy: CompiledPolicy): Promise<Runtime> {
     authRequired: proxy.auth.required,
     realm: proxy.auth.realm,
     trustedHeader: proxy.trustedHeader === undefined ? undefined : { name: proxy.trustedHeader.name.toLowerCase(), from: NetworkSet.of(proxy.trustedHeader.from) },
-    upstreamSecureContext,
+    upstreamSecureContext: upstreamTrust,
     interceptionEnabled: policy.settings.interception.enabled,
   });
 }

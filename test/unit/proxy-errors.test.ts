@@ -1,6 +1,6 @@
 /** Node socket/TLS error codes → Leeway codes and statuses (issue 3 item 10), table-driven. */
 import { describe, expect, it } from 'vitest';
-import { upstreamError } from '../../src/proxy/upstream-errors.js';
+import { UPSTREAM_TLS_PROBLEMS, upstreamError } from '../../src/proxy/upstream-errors.js';
 import { LeewayError } from '../../src/errors.js';
 
 const cases: [string, string, number][] = [
@@ -28,6 +28,27 @@ describe('upstreamError', () => {
 
   it('names certificate problems in plain words for the error page', () => {
     expect(upstreamError(Object.assign(new Error('x'), { code: 'CERT_HAS_EXPIRED' }), 'h').message).toBe('the certificate has expired');
+  });
+
+  it.each([
+    ['CERT_HAS_EXPIRED', /expired/],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', /another name/],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', /self-signed/],
+    ['SELF_SIGNED_CERT_IN_CHAIN', /root nobody here trusts/],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', /unknown authority/],
+    ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', /not trusted here/],
+    ['CERT_NOT_YET_VALID', /not valid yet/],
+    ['EPROTO', /handshake/],
+    ['ERR_SSL_SOMETHING_NEW', /TLS connection to the origin failed/],
+    ['ERR_TLS_SOMETHING_NEW', /TLS connection to the origin failed/],
+  ])('%s is a certificate or TLS problem explained on the page', (nodeCode, text) => {
+    const error = upstreamError(Object.assign(new Error('x'), { code: nodeCode }), 'h.test');
+    expect(error).toMatchObject({ code: 'LEEWAY_ERR_UPSTREAM_TLS', status: 502, context: { host: 'h.test', nodeCode } });
+    expect(error.message).toMatch(text);
+  });
+
+  it('completes "Origin certificate is not valid:" with a short lower-case phrase for every code', () => {
+    for (const text of Object.values(UPSTREAM_TLS_PROBLEMS)) expect(text).toMatch(/^[a-z][^.]{10,100}$/);
   });
 
   it('never matches on the message', () => {
