@@ -7,7 +7,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 export interface InterceptTarget {
-  /** Host as named in the CONNECT request line (the certificate is minted for this name). */
+  /**
+   * The name the interception was decided on, which the certificate carries and the inner
+   * requests go to: the CONNECT host, or the ClientHello's SNI where it names another host.
+   */
   readonly host: string;
   readonly port: number;
 }
@@ -24,6 +27,11 @@ export interface Interceptor {
    * bytes the client already sent past the CONNECT head (often the TLS ClientHello).
    */
   intercept(client: Duplex, head: Buffer, target: InterceptTarget, inner: InnerHandlers): void;
+  /**
+   * Optional: start whatever `intercept` for `host` will need (its certificate) while the
+   * client's ClientHello is still on its way. Must not fail loudly: `intercept` reports errors.
+   */
+  prepare?(host: string): void;
   /** False when no CA is configured: the core then tunnels or refuses instead. */
   readonly available: boolean;
 }

@@ -31,6 +31,9 @@ import type { Destination, Egress } from './egress.js';
 import { forward } from './forward.js';
 import type { ForwardOutcome, OriginAgents } from './forward.js';
 import { openTunnel } from './tunnel.js';
+import { connectOrigin, relayPeeked } from './peeked-tunnel.js';
+import { peekClientHello } from '../tls/client-hello.js';
+import type { PeekResult } from '../tls/client-hello.js';
 import { proxyWebSocket } from './websocket.js';
 import type { InnerHandlers, Interceptor } from './interceptor.js';
 import type { Runtime } from './runtime.js';
@@ -65,6 +68,15 @@ interface Visit {
 }
 
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Browsers send their ClientHello at once; a client that speaks second waits this long before its tunnel opens. */
+const CLIENT_HELLO_TIMEOUT_MS = 1_000;
+
+/** The host a CONNECT is decided on (the CONNECT host, or the ClientHello's SNI) and what was decided. */
+interface ConnectChoice {
+  readonly host: string;
+  readonly decision: Decision;
+  readonly page: PageKind | undefined;
+}
 
 export class Pipeline {
   /** Sockets handed to tunnels, WebSockets and interceptors, closed at the end of a drain. */
@@ -214,12 +226,9 @@ export class Pipeline {
     const decision = decide({ host, port, group: identity.group }, runtime.policy, now, this.#usage(identity));
     const page = this.#pageFor(decision, identity, host, undefined, now);
     const interceptor = this.deps.interceptor;
-    const wantsInspection = page !== undefined || decision.needsInspection;
-    if (wantsInspection && interceptor !== undefined && interceptor.available && runtime.interceptionEnabled && !runtime.policy.isDoNotInspect(host)) {
-      this.#track(socket, 'intercepted');
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      interceptor.intercept(socket, head, { host, port }, this.inner(identity, host, port));
-      return;
+    if (interceptor !== undefined && interceptor.available && runtime.interceptionEnabled && (page === undefined || !runtime.policy.isDoNotInspect(host))) {
+      // Interception can apply: the name in the ClientHello decides where it differs from the CONNECT host.
+      return this.#connectPeeking(runtime, interceptor, socket, head, { host, decision, page }, port, identity, now);
     }
     const visit: Visit = { runtime, identity, target: { scheme: 'https', host, port, path: '', pathOnly: '' }, kind: 'tunnel', start: now };
     if (page !== undefined) {
@@ -246,6 +255,93 @@ export class Pipeline {
         },
         (result) => this.#record(visit, decision, 'allow', 200, result.bytesIn, result.bytesOut),
       );
+    });
+  }
+
+  /**
+   * CONNECT when interception can apply (issue 4 item 3). The client is answered 200 and its
+   * ClientHello read for the SNI; where that names another host, the policy decides again on it,
+   * and the certificate, the decision and the origin of the inner requests all use that name. A
+   * tunnel is still chosen by the CONNECT host first: its origin is connected before the 200, so
+   * an unreachable origin still gets a 502, and the peeked bytes are replayed to it untouched.
+   */
+  #connectPeeking(runtime: Runtime, interceptor: Interceptor, socket: Duplex, head: Buffer, first: ConnectChoice, port: number, identity: Identity, start: number): void {
+    const intercepts = (choice: ConnectChoice): boolean => (choice.page !== undefined || choice.decision.needsInspection) && !runtime.policy.isDoNotInspect(choice.host);
+    const timeouts = runtime.policy.settings.proxy.timeouts;
+    const visitOf = (choice: ConnectChoice, kind: TrafficKind): Visit => ({ runtime, identity, target: { scheme: 'https', host: choice.host, port, path: '', pathOnly: '' }, kind, start });
+    const choose = (peek: PeekResult): ConnectChoice => {
+      if (peek.serverName === undefined || peek.serverName === first.host.toLowerCase().replace(/\.$/, '')) return first;
+      const host = peek.serverName;
+      const decision = decide({ host, port, group: identity.group }, runtime.policy, this.deps.clock(), this.#usage(identity));
+      return { host, decision, page: this.#pageFor(decision, identity, host, undefined, this.deps.clock()) };
+    };
+    const intercept = (choice: ConnectChoice, bytes: Buffer): void => {
+      this.#track(socket, 'intercepted');
+      interceptor.intercept(socket, bytes, { host: choice.host, port }, this.inner(identity, choice.host, port));
+    };
+    const tunnel = (choice: ConnectChoice, origin: Socket, bytes: Buffer): void => {
+      const visit = visitOf(choice, 'tunnel');
+      this.#track(socket, 'tunnel');
+      relayPeeked(socket, origin, bytes, { idleMs: timeouts.idleMs, connectMs: timeouts.upstreamMs, onBytes: this.#bytesReporter(visit, choice.decision) }, (result) =>
+        this.#record(visit, choice.decision, 'allow', 200, result.bytesIn, result.bytesOut),
+      );
+    };
+    /** After the 200, a refusal can only close the connection. */
+    const refuse = (choice: ConnectChoice, error?: LeewayError): void => {
+      const action: EnforcedAction = error !== undefined ? 'error' : choice.page === 'readonly' ? 'readonly' : (choice.page ?? 'block');
+      this.#record(visitOf(choice, 'tunnel'), choice.decision, action, error?.status ?? 403, 0, 0, error);
+      socket.destroy();
+    };
+    const afterPeek = (peek: PeekResult | undefined, origin: Socket | undefined): void => {
+      if (peek === undefined) return void origin?.destroy();
+      const choice = choose(peek);
+      if (intercepts(choice)) {
+        origin?.destroy();
+        return intercept(choice, peek.bytes);
+      }
+      // A page the host may not be inspected for cannot be shown inside TLS.
+      if (choice.page !== undefined) {
+        origin?.destroy();
+        return refuse(choice);
+      }
+      if (origin !== undefined) return tunnel(choice, origin, peek.bytes);
+      // Chosen for interception by the CONNECT host, tunnelled for the SNI host: to the CONNECT target.
+      this.#resolve(runtime, first.host, port, (destination) => {
+        if (destination instanceof LeewayError) return refuse(choice, destination);
+        const pending = connectOrigin(first.host, destination, port, timeouts.upstreamMs, (result) => {
+          socket.off('close', abandon);
+          if (result instanceof LeewayError) return refuse(choice, result);
+          tunnel(choice, result, peek.bytes);
+        });
+        const abandon = (): void => void pending.destroy();
+        socket.once('close', abandon);
+      });
+    };
+    const peek = (origin: Socket | undefined): void => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      peekClientHello(socket, head, { timeoutMs: CLIENT_HELLO_TIMEOUT_MS }, (result) => afterPeek(result, origin));
+    };
+    if (intercepts(first)) {
+      // The certificate is minted while the ClientHello is on its way.
+      interceptor.prepare?.(first.host);
+      return peek(undefined);
+    }
+    this.#resolve(runtime, first.host, port, (destination) => {
+      const visit = visitOf(first, 'tunnel');
+      if (destination instanceof LeewayError) {
+        this.#record(visit, first.decision, 'error', destination.status, 0, 0, destination);
+        return this.#rawRefusal(socket, destination);
+      }
+      const pending = connectOrigin(first.host, destination, port, timeouts.upstreamMs, (result) => {
+        socket.off('close', abandon);
+        if (result instanceof LeewayError) {
+          this.#record(visit, first.decision, 'error', result.status, 0, 0, result);
+          return this.#rawRefusal(socket, result);
+        }
+        peek(result);
+      });
+      const abandon = (): void => void pending.destroy();
+      socket.once('close', abandon);
     });
   }
 

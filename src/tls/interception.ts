@@ -55,6 +55,9 @@ export function deferredInterceptor(): Interceptor & { set(interceptor: Intercep
     get available() {
       return current?.available ?? false;
     },
+    prepare(host: string): void {
+      current?.prepare?.(host);
+    },
     intercept(client: Duplex, head: Buffer, target: InterceptTarget, inner: InnerHandlers): void {
       if (current === undefined) return void client.destroy();
       current.intercept(client, head, target, inner);

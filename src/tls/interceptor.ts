@@ -2,12 +2,12 @@
  * Terminates TLS toward the client of an intercepted CONNECT with a certificate minted for the
  * CONNECT host, and hands each decrypted request to the proxy's pipeline (`inner`).
  *
- * Which name the certificate carries: always the CONNECT host, the name the policy decided on and
- * the origin the pipeline will contact. A ClientHello whose SNI names another host (domain
- * fronting, or a client that resolved the name itself) is not given a certificate for that other
- * name: minting for a name the policy never evaluated would let a client steer interception. Such
- * a client sees a name mismatch, which is the safe failure. Clients send no SNI for IP literals
- * (RFC 6066 §3), which the CONNECT host covers too.
+ * Which name the certificate carries: always `target.host`, the name the policy decided on and
+ * the origin the pipeline will contact. The pipeline has already read the ClientHello and decided
+ * on its SNI where that named another host, so the two agree; should a SNI still differ, it gets
+ * no certificate of its own (minting for a name the policy never evaluated would let a client
+ * steer interception) and the client sees a name mismatch, the safe failure. Clients send no SNI
+ * for IP literals (RFC 6066 §3), which the target host covers.
  */
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -169,6 +169,16 @@ export function createTlsInterceptor(options: TlsInterceptorOptions): TlsInterce
 
   return {
     available: true,
+    prepare(host: string): void {
+      let name: string;
+      try {
+        name = normaliseCertificateHost(host);
+      } catch {
+        return;
+      }
+      // The mint is shared with the intercept() that follows; its failure is reported there.
+      store.secureContextFor(name).catch(() => undefined);
+    },
     intercept(client: Duplex, head: Buffer, target: InterceptTarget, inner: InnerHandlers): void {
       client.on('error', () => undefined);
       let host: string;

@@ -30,6 +30,8 @@ let proxy: RunningLeeway;
 let interception: Interception;
 let origin: https.Server;
 let originPort: number;
+/** An allowed CONNECT port where nothing listens. */
+let deadPort: number;
 let leewayCaPem: string;
 let originCaPem: string;
 const logLines: Record<string, unknown>[] = [];
@@ -81,10 +83,15 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
   originPort = (origin.address() as AddressInfo).port;
 
+  const closed = net.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  deadPort = (closed.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+
   const hosts: Record<string, string> = {};
   for (const host of [...TEST_HOSTS, ...EXTRA_HOSTS]) hosts[host] = '127.0.0.1';
   policy = await writeTestPolicy({
-    proxy: { connectPorts: [443, originPort], hosts },
+    proxy: { connectPorts: [443, originPort, deadPort], hosts },
     settings: {
       interception: { enabled: true, doNotInspect: ['bank'] },
       tls: { caCert: certPath, caKey: keyPath, extraCaBundle: join(dir, 'origin-roots.pem'), certCacheSize: 50 },
@@ -118,7 +125,7 @@ afterAll(async () => {
 });
 
 /** CONNECT through the proxy, then TLS with `ca` trusted. */
-async function tunnel(host: string, ca: string, port = originPort): Promise<{ tls: TLSSocket; peer: PeerCertificate }> {
+async function tunnel(host: string, ca: string, port = originPort, servername = net.isIP(host) === 0 ? host : undefined): Promise<{ tls: TLSSocket; peer: PeerCertificate }> {
   const raw = net.connect({ host: '127.0.0.1', port: proxy.port });
   await new Promise<void>((resolve, reject) => {
     raw.once('connect', resolve);
@@ -138,7 +145,7 @@ async function tunnel(host: string, ca: string, port = originPort): Promise<{ tl
     raw.once('error', reject);
   });
   if (!answer.startsWith('HTTP/1.1 200')) throw Object.assign(new Error(`CONNECT refused: ${answer.split('\r\n')[0] ?? ''}`), { answer });
-  const tls = tlsConnect({ socket: raw, servername: net.isIP(host) === 0 ? host : undefined, ca, ALPNProtocols: ['http/1.1'] });
+  const tls = tlsConnect({ socket: raw, servername, ca, ALPNProtocols: ['http/1.1'] });
   await new Promise<void>((resolve, reject) => {
     tls.once('secureConnect', resolve);
     tls.once('error', reject);
@@ -153,8 +160,9 @@ interface Reply {
   readonly peer: PeerCertificate;
 }
 
-async function httpsVia(host: string, path: string, options: { method?: string; body?: string; headers?: Record<string, string>; ca?: string } = {}): Promise<Reply> {
-  const { tls, peer } = await tunnel(host, options.ca ?? leewayCaPem);
+/** `connectTo` names the CONNECT target when it is not `host` (which is then the SNI and Host). */
+async function httpsVia(host: string, path: string, options: { method?: string; body?: string; headers?: Record<string, string>; ca?: string; connectTo?: string } = {}): Promise<Reply> {
+  const { tls, peer } = await tunnel(options.connectTo ?? host, options.ca ?? leewayCaPem, originPort, host);
   try {
     return await new Promise<Reply>((resolve, reject) => {
       const req = http.request(
@@ -225,6 +233,44 @@ describe('TLS interception', () => {
     const after = await httpsVia('social.test', '/feed', { ca: leewayCaPem + originCaPem });
     expect(after.status).toBe(200);
     expect(after.body).toBe(`secure origin social.test:${originPort} /feed`);
+  });
+
+  describe('decided on the ClientHello’s SNI where it differs from the CONNECT host', () => {
+    it('CONNECT to an IP with the SNI of a do-not-inspect host is tunnelled blind: the client sees the origin’s own certificate', async () => {
+      const before = interception.store.minted;
+      // Trusting only the origin's CA: the handshake would fail had Leeway intercepted.
+      const reply = await httpsVia('bank.test', '/statement', { connectTo: '127.0.0.1', ca: originCaPem });
+      expect(reply.status).toBe(200);
+      expect(reply.body).toBe(`secure origin bank.test:${originPort} /statement`);
+      expect(reply.peer.issuer.CN).toBe('Test Public Root');
+      expect(reply.peer.subjectaltname).toBe('DNS:bank.test');
+      expect(interception.store.minted).toBe(before);
+    });
+
+    it('CONNECT to an IP with the SNI of a coached host gets the page under a certificate for that name', async () => {
+      // suggest.test: coach.test shares the site that an earlier test acknowledged with Continue.
+      const page = await httpsVia('suggest.test', '/forum', { connectTo: '127.0.0.1' });
+      expect(page.status).toBe(403);
+      expect(page.body).toContain('Use the internal forum.');
+      expect(page.peer.subjectaltname).toBe('DNS:suggest.test');
+      expect(page.peer.issuer.CN).toBe('Leeway Test Interception CA');
+    });
+
+    it('CONNECT to an inspected host with the SNI of a do-not-inspect host is not inspected', async () => {
+      const reply = await httpsVia('bank.test', '/fronted', { connectTo: 'inspected.test', ca: originCaPem });
+      expect(reply.status).toBe(200);
+      expect(reply.peer.issuer.CN).toBe('Test Public Root');
+    });
+
+    it('CONNECT to an IP with no SNI and an allowed decision is tunnelled, not intercepted', async () => {
+      // No SNI: the origin has no default certificate and fails the handshake, which the client must see from the origin.
+      await expect(tunnel('127.0.0.1', originCaPem, originPort, undefined)).rejects.toThrow();
+      expect(interception.interceptor.handshakeFailuresByHost().find((h) => h.host === '127.0.0.1')).toBeUndefined();
+    });
+
+    it('an unreachable origin of a tunnelled CONNECT still gets a 502 before any 200', async () => {
+      await expect(tunnel('127.0.0.1', originCaPem, deadPort, 'bank.test')).rejects.toMatchObject({ answer: expect.stringMatching(/^HTTP\/1\.1 502/) });
+    });
   });
 
   it('readonly refuses an HTTPS POST and lets a GET through', async () => {
