@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import pino from 'pino';
+import type { DestinationStream } from 'pino';
 import { createUsageAccounting } from '../src/accounting/leeway-accounting.js';
 import type { Pseudonym } from '../src/identity/pseudonym.js';
 import { createLogger } from '../src/log/logger.js';
@@ -74,6 +75,7 @@ interface Round {
   readonly requestsPerSecond: number;
   /** CPU time this process (the proxies) spent per request served, in µs. */
   readonly cpuMicrosPerRequest: number;
+  readonly requests: number;
 }
 
 // autocannon runs in a child process so the CPU this process uses is the proxy's alone: CPU per
@@ -112,7 +114,7 @@ async function round(proxyPort: number, originPort: number): Promise<Round> {
   const result = await load(proxyPort, originPort);
   const cpu = process.cpuUsage(before);
   if (result.non2xx > 0 || result.errors > 0 || result.total === 0) throw new Error(`bench traffic failed: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { requestsPerSecond: result.average, cpuMicrosPerRequest: (cpu.user + cpu.system) / result.total };
+  return { requestsPerSecond: result.average, cpuMicrosPerRequest: (cpu.user + cpu.system) / result.total, requests: result.total };
 }
 
 function median(values: number[]): number {
@@ -157,6 +159,36 @@ interface Variant {
   readonly name: string;
   readonly port: number;
   readonly rounds: Round[];
+  /** Time spent inside accounting calls, summed over the variant's measured rounds. */
+  readonly timing?: { ns: bigint } | undefined;
+}
+
+function timedAccounting(inner: Accounting, timing: { ns: bigint }): Accounting {
+  const time = <T>(fn: () => T): T => {
+    const start = process.hrtime.bigint();
+    try {
+      return fn();
+    } finally {
+      timing.ns += process.hrtime.bigint() - start;
+    }
+  };
+  return {
+    usage: (p) => time(() => inner.usage(p)),
+    requestDone: (r) => time(() => inner.requestDone(r)),
+    tunnelBytes: (r) => time(() => inner.tunnelBytes(r)),
+    pageEvent: (e) => time(() => inner.pageEvent(e)),
+    connection: (socket, kind) => time(() => inner.connection?.(socket, kind)),
+  };
+}
+
+function timedDestination(destination: DestinationStream, timing: { ns: bigint }): DestinationStream {
+  return {
+    write(chunk: string): void {
+      const start = process.hrtime.bigint();
+      destination.write(chunk);
+      timing.ns += process.hrtime.bigint() - start;
+    },
+  };
 }
 
 export async function run(): Promise<void> {
@@ -172,13 +204,16 @@ export async function run(): Promise<void> {
   try {
     const variants: Variant[] = [];
     const add = async (name: string, policies: string, accounted: boolean): Promise<void> => {
-      // As `leeway start` runs it: access lines on their own asynchronous destination.
-      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false }) });
-      const leeway = await createLeeway({ policies, listen: '127.0.0.1:0', admin: false, logger: quiet, ...(accounted ? { accounting: usage.accounting } : {}) });
+      // As `leeway start` runs it: access lines on their own asynchronous destination, and every
+      // call into accounting (and every access-log write) timed in place, for the in-situ share.
+      const destination = pino.destination({ dest: '/dev/null', sync: false });
+      const timing = { ns: 0n };
+      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: timedDestination(destination, timing) });
+      const leeway = await createLeeway({ policies, listen: '127.0.0.1:0', admin: false, logger: quiet, ...(accounted ? { accounting: timedAccounting(usage.accounting, timing) } : {}) });
       if (accounted) usage.attach(leeway);
       leeways.push(leeway);
       policy = leeway.policy;
-      variants.push({ name, port: (await leeway.listen()).proxy.port, rounds: [] });
+      variants.push({ name, port: (await leeway.listen()).proxy.port, rounds: [], timing: accounted ? timing : undefined });
     };
     await add('accounting off', join(dir, 'anonymous'), false);
     // The same as "off" again: how far two identical proxies differ is the noise floor of this run.
@@ -195,6 +230,7 @@ export async function run(): Promise<void> {
 
     // Warm-up: JIT, keep-alive pools.
     for (const variant of variants) await round(variant.port, origin.port);
+    for (const variant of variants) if (variant.timing !== undefined) variant.timing.ns = 0n;
     for (let i = 0; i < ROUNDS; i += 1) {
       // Rotate which goes first, so a trend in the machine's load hits every variant alike.
       for (let j = 0; j < variants.length; j += 1) {
@@ -216,6 +252,15 @@ export async function run(): Promise<void> {
         ? ''
         : `  CPU/request ×${pairedRatio(variant, (r) => r.cpuMicrosPerRequest).toFixed(3)}, throughput ×${pairedRatio(variant, (r) => r.requestsPerSecond).toFixed(3)}`;
       console.log(`  ${variant.name.padEnd(20)} ${rps(variant.rounds).toFixed(0).padStart(6)} req/s ${cpu(variant.rounds).toFixed(1).padStart(7)} µs CPU/request${ratio}   (${show(variant.rounds)})`);
+    }
+    // The steady figure: time spent inside accounting during the run, per request, against the
+    // same proxy's CPU per request (both from the same rounds, so the machine's load cancels).
+    for (const variant of variants) {
+      if (variant.timing === undefined) continue;
+      const requests = variant.rounds.reduce((sum, r) => sum + r.requests, 0);
+      const cpuTotal = variant.rounds.reduce((sum, r) => sum + r.cpuMicrosPerRequest * r.requests, 0);
+      const inAccounting = Number(variant.timing.ns) / 1000 / requests;
+      console.log(`  in situ, ${variant.name}: ${inAccounting.toFixed(1)} µs per request inside accounting = ${((inAccounting / (cpuTotal / requests)) * 100).toFixed(1)}% of that proxy's CPU per request`);
     }
     console.log('  ratios: median of per-rotation ratios to "accounting off"; target: accounting costs under 5% (CPU/request ≤ ×1.05, throughput ≥ ×0.95)');
   } finally {

@@ -10,6 +10,7 @@ import type { CompiledPolicy, UsageView } from '../policy/types.js';
 import type { Logger } from '../log/logger.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { LeewayMetrics } from '../metrics/metrics.js';
+import { BROWSING_MINUTE, SITE_MINUTE } from './usage-ledger.js';
 import type { UsageLedger } from './usage-ledger.js';
 
 export interface AccountingOptions {
@@ -42,9 +43,9 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
   };
 
   const countActivity = (pseudonym: string, at: number, category: string | undefined, site: string | undefined, group: string | undefined): void => {
-    const result = ledger.record({ pseudonym, at, category, site, group });
-    if (result.siteMinute) metrics.activeMinute(category, site, group);
-    if (result.browsingMinute) metrics.browsingMinute(group);
+    const added = ledger.count(pseudonym, at, category, site, group);
+    if ((added & SITE_MINUTE) !== 0) metrics.activeMinute(category, site, group);
+    if ((added & BROWSING_MINUTE) !== 0) metrics.browsingMinute(group);
   };
 
   return {
@@ -76,7 +77,8 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
         if (quota?.exhausted === true && ledger.quotaExhausted(record.pseudonym, quota.scope, record.at)) {
           metrics.quotaExhausted(quota.scope.kind === 'category' ? quota.scope.name : record.category);
         }
-        accessLog?.write({
+        // Nothing is built for the access log when it writes no per-request lines.
+        if (accessLog !== undefined && accessLog.mode !== 'aggregate-only') accessLog.write({
           category: metrics.categoryLabel(record.category),
           site: metrics.siteLabel(record.site),
           action: record.action,

@@ -80,6 +80,9 @@ export interface UsageLedgerOptions {
 
 const OTHER = 'other';
 const MINUTE_MS = 60_000;
+/** Bits returned by UsageLedger.count(). */
+export const BROWSING_MINUTE = 1;
+export const SITE_MINUTE = 2;
 
 /**
  * One person today, kept small: 100,000 people must fit in a few tens of MB. Scope counters are
@@ -164,16 +167,31 @@ export class UsageLedger {
 
   /** Count one request, or one burst of client-to-origin tunnel bytes. */
   record(activity: Activity): ActivityResult {
-    this.advance(activity.at);
-    const category = activity.category ?? OTHER;
-    const site = activity.site ?? OTHER;
-    const group = activity.group ?? OTHER;
-    const minute = Math.floor(activity.at / MINUTE_MS);
+    const flags = this.count(activity.pseudonym, activity.at, activity.category, activity.site, activity.group);
+    return {
+      browsingMinute: (flags & BROWSING_MINUTE) !== 0,
+      siteMinute: (flags & SITE_MINUTE) !== 0,
+      category: activity.category ?? OTHER,
+      site: activity.site ?? OTHER,
+      group: activity.group ?? OTHER,
+    };
+  }
 
-    let person = this.#people.get(activity.pseudonym);
+  /**
+   * record() without its argument and result objects, for the per-request path: returns
+   * BROWSING_MINUTE and SITE_MINUTE bits.
+   */
+  count(pseudonym: string, at: number, category_: string | undefined, site_: string | undefined, group_: string | undefined): number {
+    this.advance(at);
+    const category = category_ ?? OTHER;
+    const site = site_ ?? OTHER;
+    const group = group_ ?? OTHER;
+    const minute = Math.floor(at / MINUTE_MS);
+
+    let person = this.#people.get(pseudonym);
     if (person === undefined) {
       person = { lastMinute: -1, minutes: 0, group, otherGroups: undefined, scopes: [] };
-      this.#people.set(activity.pseudonym, person);
+      this.#people.set(pseudonym, person);
       this.#groupPeople.set(group, (this.#groupPeople.get(group) ?? 0) + 1);
     } else if (person.group !== group && person.otherGroups?.includes(group) !== true) {
       (person.otherGroups ??= []).push(group);
@@ -211,7 +229,7 @@ export class UsageLedger {
       scopes[s + 2] = (scopes[s + 2] as number) + 1;
       siteMinute = true;
     }
-    return { browsingMinute, siteMinute, category, site, group };
+    return (browsingMinute ? BROWSING_MINUTE : 0) | (siteMinute ? SITE_MINUTE : 0);
   }
 
   /** Minutes used today by one person, for quota rules. A person not seen today has used 0. */
