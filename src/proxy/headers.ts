@@ -44,6 +44,11 @@ export interface RewriteOptions {
   readonly keepTransferEncoding: boolean;
   /** Keep Connection: Upgrade and Upgrade for a WebSocket handshake. */
   readonly keepUpgrade?: boolean;
+  /**
+   * Drop Expect: the server side already answered `100-continue` to the client, and the
+   * upstream client (undici) refuses to send it.
+   */
+  readonly dropExpect?: boolean;
 }
 
 /**
@@ -66,6 +71,7 @@ export function forwardHeaders(raw: readonly string[], options: RewriteOptions):
     if (lower === 'transfer-encoding' && !options.keepTransferEncoding) continue;
     if (options.host !== undefined && lower === 'host') continue;
     if (options.drop !== undefined && lower === options.drop) continue;
+    if (options.dropExpect === true && lower === 'expect') continue;
     if (lower === 'via') {
       via = via === undefined ? value : `${via}, ${value}`;
       continue;
@@ -84,4 +90,14 @@ export function rawHeader(raw: readonly string[], lowerName: string): string | u
     if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1];
   }
   return undefined;
+}
+
+/** Whether a request announces a body (RFC 9112 §6.3): a Transfer-Encoding, or a Content-Length other than 0. */
+export function announcesBody(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && (raw[i + 1] as string).trim() !== '0') return true;
+  }
+  return false;
 }
