@@ -6,6 +6,15 @@
 export { createLeeway, parseHostPort } from './proxy/leeway.js';
 export type { Leeway, LeewayOptions, LeewayAddresses, LeewayHandlers, ReloadResult, HostPort } from './proxy/leeway.js';
 export type { Interceptor, InterceptTarget, InnerHandlers } from './proxy/interceptor.js';
+// TLS interception with your own CA (docs/embedding.md, "TLS interception").
+export { setupInterception, deferredInterceptor, registerCaRoutes, CA_PEM_PATH, CA_CRT_PATH } from './tls/interception.js';
+export type { Interception, InterceptionOptions } from './tls/interception.js';
+export { createTlsInterceptor } from './tls/interceptor.js';
+export type { TlsInterceptor, TlsInterceptorOptions, HandshakeFailureReason } from './tls/interceptor.js';
+export { CertificateStore } from './tls/certificate-store.js';
+export type { CertificateStoreOptions } from './tls/certificate-store.js';
+export { loadCa, generateCa, writeCa } from './tls/ca.js';
+export type { LoadedCa, GeneratedCa, GenerateCaOptions } from './tls/ca.js';
 export { noopAccounting } from './proxy/account.js';
 export type { Accounting, RequestRecord, TunnelActivity, PageEvent, PageKind, PageOutcome, TrafficKind, EnforcedAction } from './proxy/account.js';
 export type { Identity } from './proxy/identify.js';
