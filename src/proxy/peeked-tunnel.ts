@@ -35,6 +35,13 @@ export function connectOrigin(host: string, destination: Destination, port: numb
 
 /** Replay `bytes` to a connected origin, then relay both ways until both sides are done. */
 export function relayPeeked(client: Duplex, origin: net.Socket, bytes: Buffer, options: TunnelOptions, closed: (result: TunnelResult) => void): void {
+  // The origin may have hung up while the client's first bytes were being read: relay() would
+  // wait for a 'close' that has already happened.
+  if (origin.destroyed || origin.readableEnded) {
+    client.destroy();
+    origin.destroy();
+    return closed({ error: undefined, bytesIn: 0, bytesOut: 0 });
+  }
   relay(client, origin, options, closed);
   // After relay() took its byte baseline, so the replayed bytes count as the client's.
   if (bytes.length > 0) origin.write(bytes);
