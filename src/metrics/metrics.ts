@@ -10,7 +10,8 @@
  * UsageLedger at scrape time.
  */
 import type { Duplex } from 'node:stream';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Histogram } from 'prom-client';
 import { ERROR_CODES } from '../errors.js';
 import type { LeewayErrorCode } from '../errors.js';
 import type { CompiledPolicy } from '../policy/types.js';
@@ -20,6 +21,7 @@ export const OTHER = 'other';
 const DEFAULT_MIN_GROUP_SIZE = 5;
 
 export const ACTION_LABELS = ['allow', 'coach', 'suggest', 'readonly', 'block', 'refused', 'error'] as const;
+const ACTION_SET: ReadonlySet<string> = new Set(ACTION_LABELS);
 export const PAGE_LABELS = ['coach', 'suggest', 'block', 'readonly'] as const;
 export const OUTCOME_LABELS = ['shown', 'continued', 'alternative'] as const;
 export const PURPOSE_LABELS = ['business', 'break', 'unsaid'] as const;
@@ -39,9 +41,6 @@ export type ConnectionKindLabel = (typeof CONNECTION_KIND_LABELS)[number];
 export type RequestKindLabel = (typeof REQUEST_KIND_LABELS)[number];
 export type HandshakeFailureLabel = (typeof HANDSHAKE_FAILURE_LABELS)[number];
 export type ReloadResult = (typeof RELOAD_RESULTS)[number];
-
-const HTTP_LABELS = Object.freeze({ kind: 'http' as const });
-const HTTPS_LABELS = Object.freeze({ kind: 'https' as const });
 
 /** Request durations from sub-millisecond cache hits to a slow origin's full minute. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -63,28 +62,91 @@ export interface MetricsOptions {
  * policy, so a reload re-folds from then on and counts made before keep their labels.
  */
 class FoldedTally<L extends string> {
-  #byRaw = new Map<string, { readonly labels: Partial<Record<L, string>>; value: number }>();
-  readonly #all: { readonly labels: Partial<Record<L, string>>; value: number }[] = [];
+  // Keyed by the raw values in nested maps: policy names are long-lived strings whose hashes V8
+  // caches, while a joined key would be a new string to hash on every request.
+  #byRaw = new Map<string | undefined, Map<string | undefined, Cell<L>>>();
+  readonly #all: Cell<L>[] = [];
   #policy: CompiledPolicy | undefined;
 
-  add(policy: CompiledPolicy | undefined, raw: string, fold: () => Partial<Record<L, string>>, value: number): void {
+  /** `fold` names the labels of raw values, under the policy in force when they are first seen. */
+  constructor(private readonly fold: (a: string | undefined, b: string | undefined) => Partial<Record<L, string>>) {}
+
+  cell(policy: CompiledPolicy | undefined, a: string | undefined, b: string | undefined): Cell<L> {
     if (policy !== this.#policy) {
       this.#policy = policy;
       this.#byRaw = new Map();
     }
-    let cell = this.#byRaw.get(raw);
+    let inner = this.#byRaw.get(a);
+    if (inner === undefined) {
+      inner = new Map();
+      this.#byRaw.set(a, inner);
+    }
+    let cell = inner.get(b);
     if (cell === undefined) {
-      cell = { labels: fold(), value: 0 };
-      this.#byRaw.set(raw, cell);
+      cell = { labels: this.fold(a, b), value: 0 };
+      inner.set(b, cell);
       this.#all.push(cell);
     }
-    cell.value += value;
+    return cell;
   }
 
-  /** Set the counter to the totals; inc() sums cells that fold to the same labels. */
-  writeTo(counter: Counter<L>): void {
-    counter.reset();
+  /** Add the totals to a counter just reset; inc() sums cells that fold to the same labels. */
+  addTo(counter: Counter<L>): void {
     for (const cell of this.#all) counter.inc(cell.labels, cell.value);
+  }
+}
+
+interface Cell<L extends string> {
+  readonly labels: Partial<Record<L, string>>;
+  value: number;
+}
+
+/**
+ * `leeway_http_request_duration_seconds` counted in plain arrays: prom-client's Histogram
+ * validates, hashes and allocates on every observation (about 1 µs), and this runs per request.
+ * It is given to the registry with what the registry's exposition reads (name, help, type,
+ * get(), reset()); the scrape test parses the result back and promtool checks it.
+ */
+class DurationHistogram {
+  readonly name = 'leeway_http_request_duration_seconds';
+  readonly help = 'Time from a request reaching the proxy to the end of its response, for forwarded and intercepted HTTP.';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  #series = new Map<RequestKindLabel, { buckets: number[]; sum: number; count: number }>();
+
+  observe(kind: RequestKindLabel, seconds: number): void {
+    let series = this.#series.get(kind);
+    if (series === undefined) {
+      series = { buckets: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
+      this.#series.set(kind, series);
+    }
+    for (let i = 0; i < DURATION_BUCKETS.length; i += 1) {
+      if (seconds <= (DURATION_BUCKETS[i] as number)) {
+        series.buckets[i] = (series.buckets[i] as number) + 1;
+        break;
+      }
+    }
+    series.sum += seconds;
+    series.count += 1;
+  }
+
+  get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const [kind, series] of this.#series) {
+      let cumulative = 0;
+      DURATION_BUCKETS.forEach((le, i) => {
+        cumulative += series.buckets[i] as number;
+        values.push({ labels: { le, kind }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf', kind }, value: series.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { kind }, value: series.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { kind }, value: series.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    this.#series = new Map();
   }
 }
 
@@ -101,8 +163,12 @@ export class LeewayMetrics {
   readonly #clock: () => number;
   readonly #names = new WeakMap<CompiledPolicy, PolicyNames>();
   #certificateCacheSize: () => number = () => 0;
-  readonly #requestTally = new FoldedTally<'category' | 'site' | 'action'>();
-  readonly #bytesTally = new FoldedTally<'category' | 'direction'>();
+  // One tally per action (a bounded enum), each keyed by category and site.
+  readonly #requestTallies = new Map<string, FoldedTally<'category' | 'site' | 'action'>>();
+  readonly #bytesTally = new FoldedTally<'category' | 'direction'>((category, direction) => ({
+    category: this.categoryLabel(category),
+    direction: oneOf(DIRECTION_LABELS, direction ?? ''),
+  }));
   readonly #connectionKinds = new WeakMap<Duplex, string>();
 
   readonly #requests: Counter<'category' | 'site' | 'action'>;
@@ -112,7 +178,7 @@ export class LeewayMetrics {
   readonly #purposes: Counter<'category' | 'purpose'>;
   readonly #quotaExhausted: Counter<'category'>;
   readonly #bytes: Counter<'category' | 'direction'>;
-  readonly #duration: Histogram<'kind'>;
+  readonly #duration = new DurationHistogram();
   readonly #openConnections: Gauge<'kind'>;
   readonly #upstreamErrors: Counter<'code'>;
   readonly #certificatesMinted: Counter;
@@ -130,7 +196,10 @@ export class LeewayMetrics {
       help: 'Requests handled, by category, site named in the policy (else other) and action taken.',
       labelNames: ['category', 'site', 'action'],
       registers,
-      collect: (): void => this.#requestTally.writeTo(this.#requests),
+      collect: (): void => {
+        this.#requests.reset();
+        for (const tally of this.#requestTallies.values()) tally.addTo(this.#requests);
+      },
     });
     this.#activeMinutes = new Counter({
       name: 'leeway_active_minutes_total',
@@ -193,15 +262,13 @@ export class LeewayMetrics {
       help: 'Body and tunnel bytes relayed, by category and direction.',
       labelNames: ['category', 'direction'],
       registers,
-      collect: (): void => this.#bytesTally.writeTo(this.#bytes),
+      collect: (): void => {
+        this.#bytes.reset();
+        this.#bytesTally.addTo(this.#bytes);
+      },
     });
-    this.#duration = new Histogram({
-      name: 'leeway_http_request_duration_seconds',
-      help: 'Time from a request reaching the proxy to the end of its response, for forwarded and intercepted HTTP.',
-      labelNames: ['kind'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    // A duck-typed metric: the registry only reads name, get() and reset() (see DurationHistogram).
+    this.registry.registerMetric(this.#duration as unknown as Histogram);
     this.#openConnections = new Gauge({
       name: 'leeway_open_connections',
       help: 'Client connections open now, by what they carry: plain HTTP, a blind tunnel, an intercepted tunnel, a WebSocket (each connection in one kind).',
@@ -291,7 +358,14 @@ export class LeewayMetrics {
   // --- usage events (the accounting module calls these) -------------------------------------
 
   request(category: string | undefined, site: string | undefined, action: string): void {
-    this.#requestTally.add(this.#policy(), `${category ?? '\u0001'}\0${site ?? '\u0001'}\0${action}`, () => ({ category: this.categoryLabel(category), site: this.siteLabel(site), action: oneOf(ACTION_LABELS, action) }), 1);
+    // Keyed by the label, not the raw action: free text folds into one `other` tally.
+    const label = ACTION_SET.has(action) ? action : OTHER;
+    let tally = this.#requestTallies.get(label);
+    if (tally === undefined) {
+      tally = new FoldedTally((c, s) => ({ category: this.categoryLabel(c), site: this.siteLabel(s), action: label }));
+      this.#requestTallies.set(label, tally);
+    }
+    tally.cell(this.#policy(), category, site).value += 1;
   }
 
   activeMinute(category: string | undefined, site: string | undefined, group: string | undefined): void {
@@ -316,15 +390,14 @@ export class LeewayMetrics {
 
   bytes(category: string | undefined, direction: DirectionLabel, bytes: number): void {
     if (!(bytes > 0) || !Number.isFinite(bytes)) return;
-    this.#bytesTally.add(this.#policy(), `${category ?? '\u0001'}\0${direction}`, () => ({ category: this.categoryLabel(category), direction: oneOf(DIRECTION_LABELS, direction) }), bytes);
+    this.#bytesTally.cell(this.#policy(), category, direction).value += bytes;
   }
 
   // --- operations hooks ----------------------------------------------------------------------
 
   requestDuration(kind: RequestKindLabel, seconds: number): void {
     if (!(seconds >= 0)) return;
-    // Constant label objects: this runs once per request.
-    this.#duration.observe(kind === 'https' ? HTTPS_LABELS : HTTP_LABELS, seconds);
+    this.#duration.observe(kind === 'https' ? 'https' : 'http', seconds);
   }
 
   /**
