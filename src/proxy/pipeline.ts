@@ -14,6 +14,7 @@
  * CONNECT, and Upgrade; `inner()` runs the same stages for requests decrypted by an Interceptor.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/logger.js';
@@ -226,9 +227,13 @@ export class Pipeline {
     const decision = decide({ host, port, group: identity.group }, runtime.policy, now, this.#usage(identity));
     const page = this.#pageFor(decision, identity, host, undefined, now);
     const interceptor = this.deps.interceptor;
-    if (interceptor !== undefined && interceptor.available && runtime.interceptionEnabled && (page === undefined || !runtime.policy.isDoNotInspect(host))) {
-      // Interception can apply: the name in the ClientHello decides where it differs from the CONNECT host.
-      return this.#connectPeeking(runtime, interceptor, socket, head, { host, decision, page }, port, identity, now);
+    if (interceptor !== undefined && interceptor.available && runtime.interceptionEnabled) {
+      const intercepts = (page !== undefined || decision.needsInspection) && !runtime.policy.isDoNotInspect(host);
+      // The ClientHello's SNI decides where it differs from the CONNECT host: always before an
+      // interception (a do-not-inspect SNI must stay blind), and for a tunnel to an IP address,
+      // whose real name only the SNI tells. A tunnel to a name keeps the fast path: browsers
+      // send that same name, and a client fronting another only escapes soft controls.
+      if (intercepts || (page === undefined && isIP(host) !== 0)) return this.#connectPeeking(runtime, interceptor, socket, head, { host, decision, page }, port, identity, now);
     }
     const visit: Visit = { runtime, identity, target: { scheme: 'https', host, port, path: '', pathOnly: '' }, kind: 'tunnel', start: now };
     if (page !== undefined) {

@@ -262,6 +262,12 @@ describe('TLS interception', () => {
       expect(reply.peer.issuer.CN).toBe('Test Public Root');
     });
 
+    it('a tunnel to a host name keeps the fast path: the SNI is not read, so a fronted name is tunnelled too', async () => {
+      const reply = await httpsVia('readonly.test', '/fronted', { connectTo: 'bank.test', ca: originCaPem });
+      expect(reply.status).toBe(200);
+      expect(reply.peer.issuer.CN).toBe('Test Public Root');
+    });
+
     it('CONNECT to an IP with no SNI and an allowed decision is tunnelled, not intercepted', async () => {
       // No SNI: the origin has no default certificate and fails the handshake, which the client must see from the origin.
       await expect(tunnel('127.0.0.1', originCaPem, originPort, undefined)).rejects.toThrow();
