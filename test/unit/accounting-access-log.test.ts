@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ACCESS_LOG_MAX_DELAY_MS, batched, createAccessLog, fieldsFor, pickAccessFields } from '../../src/log/access-log.js';
+import { ACCESS_LOG_MAX_DELAY_MS, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
 import type { AccessEntry } from '../../src/log/access-log.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { AccessLogMode } from '../../src/policy/types.js';
@@ -76,6 +76,18 @@ describe('access log on its own destination', () => {
     const own = (writes[0] ?? '').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(own).toHaveLength(3);
     expect(own[0]).toMatchObject({ msg: 'access', log: 'access', site: 'facebook', pseudonym: 'PSEUDO123', service: 'leeway' });
+  });
+
+  it.each(['anonymous', 'pseudonymous'] as const)('formats %s lines exactly as pino does', (mode) => {
+    const viaPino: string[] = [];
+    const logger = createLogger({ destination: { write: (line: string) => void viaPino.push(line) } });
+    logger.child({ log: 'access' }).info(pickAccessFields(entry, fieldsFor(mode)), 'access');
+    const direct = formatAccessLine(entry, fieldsFor(mode));
+    const withoutTime = (line: string): string => line.replace(/"time":"[^"]*"/, '"time":""');
+    expect(withoutTime(direct)).toBe(withoutTime(viaPino[0] ?? ''));
+    // Odd values stay valid JSON.
+    const odd = formatAccessLine({ ...entry, site: 'a"b\\c', durationMs: Number.NaN }, fieldsFor(mode));
+    expect(JSON.parse(odd)).toMatchObject({ site: 'a"b\\c', durationMs: null });
   });
 
   it('batches until 64 KiB or an explicit flush', () => {
