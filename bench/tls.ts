@@ -26,6 +26,7 @@ import { deferredInterceptor, setupInterception } from '../src/tls/interception.
 const INTERCEPTED_HOSTS = 150;
 const ROUNDS = 100;
 const DEADLINE_MS = 60_000;
+const CLIENT_RTT_MS = 2;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -94,7 +95,7 @@ function timedDirect(host: string, port: number, ca: string): Promise<number> {
 }
 
 /** CONNECT through the proxy, TLS trusting `ca`, one GET with Connection: close; resolves with ms. */
-function timedRequest(proxyPort: number, host: string, port: number, ca: string): Promise<number> {
+function timedRequest(proxyPort: number, host: string, port: number, ca: string, clientDelayMs = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     const raw = net.connect({ host: '127.0.0.1', port: proxyPort });
@@ -107,6 +108,10 @@ function timedRequest(proxyPort: number, host: string, port: number, ca: string)
     raw.write(`CONNECT ${host}:${port} HTTP/1.1\r\nHost: ${host}:${port}\r\n\r\n`);
     raw.once('data', (chunk: Buffer) => {
       if (!chunk.toString('latin1').startsWith('HTTP/1.1 200')) return reject(new Error(`CONNECT refused: ${chunk.toString('latin1').split('\r\n')[0] ?? ''}`));
+      if (clientDelayMs > 0) setTimeout(() => handshake(), clientDelayMs);
+      else handshake();
+    });
+    const handshake = (): void => {
       const tls = tlsConnect({ socket: raw, servername: host, ca, ALPNProtocols: ['http/1.1'] });
       let text = '';
       tls.setEncoding('latin1');
@@ -122,7 +127,7 @@ function timedRequest(proxyPort: number, host: string, port: number, ca: string)
         clearTimeout(timer);
         reject(error);
       });
-    });
+    };
   });
 }
 
@@ -147,8 +152,11 @@ async function proxyBench(dir: string): Promise<void> {
   // New to the proxy's origin pool, but with the certificate minted beforehand: separates the
   // mint from the new upstream connection in a new host's time.
   const premintedHosts = Array.from({ length: INTERCEPTED_HOSTS }, (_, i) => `p${i}.inspect.test`);
+  // New hosts for a client one simulated round trip away (its ClientHello sent CLIENT_RTT_MS after
+  // the 200), as a browser on the LAN is: the mint, started at the CONNECT, overlaps that wait.
+  const distantHosts = Array.from({ length: INTERCEPTED_HOSTS }, (_, i) => `d${i}.inspect.test`);
   const tunnelHost = 'plain.tunnel.test';
-  for (const host of [...interceptedHosts, ...premintedHosts, tunnelHost]) originContext(host);
+  for (const host of [...interceptedHosts, ...premintedHosts, ...distantHosts, tunnelHost]) originContext(host);
   const origin = https.createServer({ SNICallback: (name, cb) => cb(null, originContext(name)), keepAliveTimeout: 10_000 }, (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
     res.end('ok');
@@ -157,7 +165,7 @@ async function proxyBench(dir: string): Promise<void> {
   const originPort = (origin.address() as AddressInfo).port;
 
   const hosts: Record<string, string> = {};
-  for (const host of [...interceptedHosts, ...premintedHosts, tunnelHost]) hosts[host] = '127.0.0.1';
+  for (const host of [...interceptedHosts, ...premintedHosts, ...distantHosts, tunnelHost]) hosts[host] = '127.0.0.1';
   const policyDir = join(dir, 'policies');
   await mkdir(policyDir);
   await writeFile(
@@ -199,6 +207,8 @@ async function proxyBench(dir: string): Promise<void> {
     const mintedBefore = tls.store.minted;
     const newHost: number[] = [];
     const preminted: number[] = [];
+    const distantNew: number[] = [];
+    const distantCached: number[] = [];
     const cached: number[] = [];
     const tunnel: number[] = [];
     const direct: number[] = [];
@@ -206,6 +216,8 @@ async function proxyBench(dir: string): Promise<void> {
     for (let i = 1; i < Math.min(ROUNDS + 1, INTERCEPTED_HOSTS) && Date.now() < deadline; i++) {
       newHost.push(await timedRequest(proxy.port, `h${i}.inspect.test`, originPort, trust));
       preminted.push(await timedRequest(proxy.port, `p${i}.inspect.test`, originPort, trust));
+      distantNew.push(await timedRequest(proxy.port, `d${i}.inspect.test`, originPort, trust, CLIENT_RTT_MS));
+      distantCached.push(await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust, CLIENT_RTT_MS));
       cached.push(await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust));
       tunnel.push(await timedRequest(proxy.port, tunnelHost, originPort, trust));
       direct.push(await timedDirect(tunnelHost, originPort, trust));
@@ -220,6 +232,11 @@ async function proxyBench(dir: string): Promise<void> {
     console.log(`  intercepted, new host (mint)      ${n.toFixed(2)} / ${percentile(newHost, 90).toFixed(2)}   ${(n / t).toFixed(2)}x tunnel   (target <= 10 ms)`);
     const p = median(preminted);
     console.log(`  intercepted, new host, cert ready ${p.toFixed(2)} / ${percentile(preminted, 90).toFixed(2)}   ${(p / t).toFixed(2)}x tunnel   (new upstream connection, no mint)`);
+    const dn = median(distantNew);
+    const dc = median(distantCached);
+    console.log(`client ${CLIENT_RTT_MS} ms away (ClientHello sent ${CLIENT_RTT_MS} ms after the 200):`);
+    console.log(`  intercepted, cached host          ${dc.toFixed(2)} / ${percentile(distantCached, 90).toFixed(2)}   (baseline)`);
+    console.log(`  intercepted, new host (mint)      ${dn.toFixed(2)} / ${percentile(distantNew, 90).toFixed(2)}   +${(dn - dc).toFixed(2)} ms over cached (on loopback: +${(n - c).toFixed(2)} ms)`);
     console.log(`  certificates minted while timed: ${tls.store.minted - mintedBefore}, cache entries: ${tls.store.size}`);
   } finally {
     await leeway.close(500);
