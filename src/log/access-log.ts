@@ -119,9 +119,16 @@ export function formatAccessLine(entry: AccessEntry, fields: readonly AccessFiel
   for (const field of fields) {
     const value = entry[field];
     if (value === undefined) continue;
-    line += typeof value === 'number' ? `,"${field}":${Number.isFinite(value) ? value : 'null'}` : `,"${field}":${JSON.stringify(value)}`;
+    line += typeof value === 'number' ? `,"${field}":${Number.isFinite(value) ? value : 'null'}` : `,"${field}":${quote(value)}`;
   }
   return `${line},"msg":"access"}\n`;
+}
+
+// Policy names, enums and pseudonyms need no escaping; anything else goes through JSON.stringify.
+const PLAIN = /^[\w.~+/=-]*$/;
+
+function quote(value: string): string {
+  return PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
 }
 
 export interface AccessLog {
