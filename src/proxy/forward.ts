@@ -7,7 +7,6 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { isIP } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SecureContext } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
@@ -276,7 +275,8 @@ function mapUndiciError(error: Error, host: string): LeewayError {
 }
 
 export function hostHeader(target: { scheme: 'http' | 'https'; host: string; port: number }): string {
-  const host = isIP(target.host) === 6 ? `[${target.host}]` : target.host;
+  // Only an IPv6 literal contains ':' (cheaper than isIP's regular expression on every request).
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
   const defaultPort = target.scheme === 'https' ? 443 : 80;
   return target.port === defaultPort ? host : `${host}:${target.port}`;
 }

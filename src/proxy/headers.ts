@@ -17,17 +17,16 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 
 export const VIA_VALUE = '1.1 leeway';
 
-/** Names listed in a Connection header (RFC 9110 §7.6.1), lower-cased; empty for the usual keep-alive/close. */
-function connectionListed(raw: readonly string[]): ReadonlySet<string> | undefined {
-  let listed: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
-    for (const token of (raw[i + 1] as string).split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t === '' || t === 'close' || t === 'keep-alive') continue;
-      (listed ??= new Set()).add(t);
-    }
+/** Adds the names listed in one Connection header value (RFC 9110 §7.6.1), lower-cased, to `listed`. */
+function connectionListed(value: string, listed: Set<string> | undefined): Set<string> | undefined {
+  const whole = value.toLowerCase();
+  if (whole === 'keep-alive' || whole === 'close') return listed;
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    // Hop-by-hop names are dropped (or deliberately kept, for Upgrade) by the fixed set already;
+    // `close` names no header.
+    if (t === '' || t === 'close' || HOP_BY_HOP.has(t)) continue;
+    (listed ??= new Set()).add(t);
   }
   return listed;
 }
@@ -56,7 +55,9 @@ export interface RewriteOptions {
  * Host stays as sent by the client; callers add it when it is missing.
  */
 export function forwardHeaders(raw: readonly string[], options: RewriteOptions): string[] {
-  const listed = connectionListed(raw);
+  // One pass in the usual case; only a Connection header that names other headers (rare) costs
+  // a second pass over the output.
+  let listed: Set<string> | undefined;
   const out: string[] = [];
   let via: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -64,10 +65,10 @@ export function forwardHeaders(raw: readonly string[], options: RewriteOptions):
     const value = raw[i + 1] as string;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') listed = connectionListed(value, listed);
       if (options.keepUpgrade === true && (lower === 'upgrade' || lower === 'connection')) out.push(name, lower === 'connection' ? 'Upgrade' : value);
       continue;
     }
-    if (listed !== undefined && listed.has(lower)) continue;
     if (lower === 'transfer-encoding' && !options.keepTransferEncoding) continue;
     if (options.host !== undefined && lower === 'host') continue;
     if (options.drop !== undefined && lower === options.drop) continue;
@@ -78,8 +79,18 @@ export function forwardHeaders(raw: readonly string[], options: RewriteOptions):
     }
     out.push(name, value);
   }
-  if (options.host !== undefined) out.push('Host', options.host);
-  out.push('Via', via === undefined ? VIA_VALUE : `${via}, ${VIA_VALUE}`);
+  const kept = listed === undefined ? out : withoutListed(out, listed);
+  if (options.host !== undefined) kept.push('Host', options.host);
+  kept.push('Via', via === undefined ? VIA_VALUE : `${via}, ${VIA_VALUE}`);
+  return kept;
+}
+
+function withoutListed(headers: readonly string[], listed: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (!listed.has(name.toLowerCase())) out.push(name, headers[i + 1] as string);
+  }
   return out;
 }
 
