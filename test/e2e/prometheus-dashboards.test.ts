@@ -11,7 +11,6 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import http from 'node:http';
 import net from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,6 +25,7 @@ import { readPromql } from '../../grafana/src/promql.js';
 import { startOrigin } from '../helpers/origin.js';
 import type { Origin } from '../helpers/origin.js';
 import { writeTestPolicy } from '../helpers/policy.js';
+import { tokenIn, viaProxy } from '../helpers/via-proxy.js';
 import type { TestPolicy } from '../helpers/policy.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -58,67 +58,24 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
-/** One request through the proxy from a given client address, in absolute form on a fresh connection. */
-function viaProxy(from: string, method: string, url: string, body?: string): Promise<Reply> {
-  const target = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port: proxyPort,
-        localAddress: from,
-        method,
-        path: url,
-        agent: false,
-        headers: {
-          host: target.host,
-          ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) }),
-        },
-        timeout: 10_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`timeout: ${method} ${url}`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function tokenIn(html: string): string {
-  const match = /name="token" value="([^"]+)"/.exec(html);
-  if (match?.[1] === undefined) throw new Error(`no token in page: ${html.slice(0, 200)}`);
-  return match[1];
-}
-
 /** What one person does: business networking, a leisure site past its quota, a suggest page, a blocked site, an unreachable one. */
 async function browse(from: string, group: string, takeAlternative: boolean): Promise<void> {
   const at = (host: string, path = '/'): string => `http://${host}:${origin.port}${path}`;
-  expect((await viaProxy(from, 'GET', at('linkedin.test', '/feed'))).status).toBe(200);
-  expect((await viaProxy(from, 'GET', at('plain.test', '/news'))).status).toBe(200);
+  expect((await viaProxy(proxyPort, from, 'GET', at('linkedin.test', '/feed'))).status).toBe(200);
+  expect((await viaProxy(proxyPort, from, 'GET', at('plain.test', '/news'))).status).toBe(200);
   // The quota is one minute a day: the first visit is allowed and counted, the next one coached.
-  expect((await viaProxy(from, 'GET', at('facebook.test', '/'))).status).toBe(200);
-  const coach = await viaProxy(from, 'GET', at('facebook.test', '/watch'));
+  expect((await viaProxy(proxyPort, from, 'GET', at('facebook.test', '/'))).status).toBe(200);
+  const coach = await viaProxy(proxyPort, from, 'GET', at('facebook.test', '/watch'));
   expect(coach.status).toBe(403);
   const form = new URLSearchParams({ token: tokenIn(coach.body), choice: 'continue', purpose: PURPOSE_BY_GROUP[group] ?? 'unsaid' }).toString();
-  expect((await viaProxy(from, 'POST', at('facebook.test', '/.leeway/continue'), form)).status).toBe(303);
-  expect((await viaProxy(from, 'GET', at('facebook.test', '/watch'))).status).toBe(200);
-  const suggest = await viaProxy(from, 'GET', at('forum.test', '/groups/1'));
+  expect((await viaProxy(proxyPort, from, 'POST', at('facebook.test', '/.leeway/continue'), form)).status).toBe(303);
+  expect((await viaProxy(proxyPort, from, 'GET', at('facebook.test', '/watch'))).status).toBe(200);
+  const suggest = await viaProxy(proxyPort, from, 'GET', at('forum.test', '/groups/1'));
   expect(suggest.status).toBe(403);
   const choice = new URLSearchParams({ token: tokenIn(suggest.body), choice: takeAlternative ? 'alternative' : 'continue' }).toString();
-  expect((await viaProxy(from, 'POST', at('forum.test', '/.leeway/continue'), choice)).status).toBe(303);
-  expect((await viaProxy(from, 'GET', at('malware.test', '/payload'))).status).toBe(403);
-  expect((await viaProxy(from, 'GET', `http://unreachable.test:${closedPort}/`)).status).toBeGreaterThanOrEqual(500);
+  expect((await viaProxy(proxyPort, from, 'POST', at('forum.test', '/.leeway/continue'), choice)).status).toBe(303);
+  expect((await viaProxy(proxyPort, from, 'GET', at('malware.test', '/payload'))).status).toBe(403);
+  expect((await viaProxy(proxyPort, from, 'GET', `http://unreachable.test:${closedPort}/`)).status).toBeGreaterThanOrEqual(500);
 }
 
 async function promQuery(expr: string): Promise<{ status: string; error?: string; data?: { resultType: string; result: Array<{ metric: Record<string, string>; value: [number, string] }> } }> {

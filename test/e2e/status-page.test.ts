@@ -3,7 +3,6 @@
  * traffic from several people, checks its figures against /metrics, and saves the screenshot
  * docs/deployment.md shows (docs/images/status-page.png).
  */
-import http from 'node:http';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,6 +15,7 @@ import { createUsageAccounting } from '../../src/accounting/leeway-accounting.js
 import { startOrigin } from '../helpers/origin.js';
 import type { Origin } from '../helpers/origin.js';
 import { writeTestPolicy } from '../helpers/policy.js';
+import { tokenIn, viaProxy } from '../helpers/via-proxy.js';
 import type { TestPolicy } from '../helpers/policy.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -37,41 +37,6 @@ let proxyPort: number;
 let adminUrl: string;
 let profile: string;
 let browser: Browser;
-
-function viaProxy(from: string, method: string, url: string, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port: proxyPort,
-        localAddress: from,
-        method,
-        path: url,
-        agent: false,
-        headers: {
-          host: new URL(url).host,
-          ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(body)) }),
-        },
-        timeout: 10_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function tokenIn(html: string): string {
-  const match = /name="token" value="([^"]+)"/.exec(html);
-  if (match?.[1] === undefined) throw new Error('no token in page');
-  return match[1];
-}
 
 /** Sum of the samples of `metric` whose labels contain every `label="value"` given. */
 function sumOf(text: string, metric: string, labels: Record<string, string> = {}): number {
@@ -137,24 +102,24 @@ beforeAll(async () => {
   const purposes = ['break', 'business', 'break', 'unsaid'];
   for (let minute = 0; minute < MORNING_MINUTES; minute++) {
     for (const [i, from] of PEOPLE.entries()) {
-      expect((await viaProxy(from, 'GET', at('plain.test', `/doc/${minute}`))).status).toBe(200);
-      if ((minute + 3 * i) % 8 === 0) expect((await viaProxy(from, 'GET', at('linkedin.test', '/in/feed'))).status).toBe(200);
+      expect((await viaProxy(proxyPort, from, 'GET', at('plain.test', `/doc/${minute}`))).status).toBe(200);
+      if ((minute + 3 * i) % 8 === 0) expect((await viaProxy(proxyPort, from, 'GET', at('linkedin.test', '/in/feed'))).status).toBe(200);
       // Four people take a coffee break on the video site, from minute 30, for 4 to 7 minutes.
       const breakMinute = minute - 30;
       if (i < purposes.length && breakMinute >= 0 && breakMinute < 4 + i) {
         if (breakMinute === 0) {
-          const coach = await viaProxy(from, 'GET', at('youtube.test', '/watch'));
+          const coach = await viaProxy(proxyPort, from, 'GET', at('youtube.test', '/watch'));
           expect(coach.status).toBe(403);
           const form = new URLSearchParams({ token: tokenIn(coach.body), choice: 'continue', purpose: purposes[i] ?? 'unsaid' }).toString();
-          expect((await viaProxy(from, 'POST', at('youtube.test', '/.leeway/continue'), form)).status).toBe(303);
+          expect((await viaProxy(proxyPort, from, 'POST', at('youtube.test', '/.leeway/continue'), form)).status).toBe(303);
         }
-        expect((await viaProxy(from, 'GET', at('youtube.test', '/watch'))).status).toBe(200);
+        expect((await viaProxy(proxyPort, from, 'GET', at('youtube.test', '/watch'))).status).toBe(200);
       }
       if (minute === 45 && i % 3 === 0) {
-        const suggest = await viaProxy(from, 'GET', at('forum.test', '/t/1'));
+        const suggest = await viaProxy(proxyPort, from, 'GET', at('forum.test', '/t/1'));
         expect(suggest.status).toBe(403);
         const form = new URLSearchParams({ token: tokenIn(suggest.body), choice: i === 0 ? 'continue' : 'alternative' }).toString();
-        expect((await viaProxy(from, 'POST', at('forum.test', '/.leeway/continue'), form)).status).toBe(303);
+        expect((await viaProxy(proxyPort, from, 'POST', at('forum.test', '/.leeway/continue'), form)).status).toBe(303);
       }
     }
     now += 60_000;

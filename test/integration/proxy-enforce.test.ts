@@ -12,6 +12,7 @@ import { STANDARD_CATEGORIES, writeTestPolicy } from '../helpers/policy.js';
 import type { TestPolicy } from '../helpers/policy.js';
 import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
 import type { RunningLeeway } from '../helpers/proxy.js';
+import { tokenIn } from '../helpers/via-proxy.js';
 
 let origin: Origin;
 let policy: TestPolicy;
@@ -41,11 +42,6 @@ afterAll(async () => {
   await policy.cleanup();
 });
 
-function tokenIn(html: string): string {
-  const match = /name="token" value="([^"]+)"/.exec(html);
-  if (match?.[1] === undefined) throw new Error(`no token in page: ${html.slice(0, 300)}`);
-  return match[1];
-}
 
 /** Each test uses its own connection, hence its own agent, when identity matters. */
 async function get(url: string, agent = proxy.agent, headers: Record<string, string> = {}) {

@@ -20,6 +20,7 @@ import { generateLeafKey, mintLeafCertificate } from '../../src/tls/leaf-certifi
 import { deferredInterceptor, registerCaRoutes, setupInterception, type Interception } from '../../src/tls/interception.js';
 import { STANDARD_CATEGORIES, STANDARD_RULES, TEST_HOSTS, writeTestPolicy, type TestPolicy } from '../helpers/policy.js';
 import { startLeeway, type RunningLeeway } from '../helpers/proxy.js';
+import { tokenIn } from '../helpers/via-proxy.js';
 
 const DAY_MS = 86_400_000;
 const EXTRA_HOSTS = ['inspected.test', 'bank.test', 'expired.test', 'wronghost.test', 'pinned.test'];
@@ -182,11 +183,6 @@ async function httpsVia(host: string, path: string, options: { method?: string; 
   }
 }
 
-function tokenIn(html: string): string {
-  const match = /name="token" value="([^"]+)"/.exec(html);
-  if (match?.[1] === undefined) throw new Error(`no token in page: ${html.slice(0, 300)}`);
-  return match[1];
-}
 
 describe('TLS interception', () => {
   it('an intercepted request reaches the TLS origin; the client sees a certificate for the host issued by the Leeway CA', async () => {
