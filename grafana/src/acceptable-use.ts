@@ -38,12 +38,15 @@ function share(categories: string, range: string): string {
   );
 }
 
-/** Person-minutes over the trailing day divided by the people active on those categories today. */
+/**
+ * Person-minutes over the trailing day divided by everyone who browsed today, as the status page
+ * divides, so both show the same "minutes per active person".
+ */
 function minutesPerPerson(categories: string, by = ''): string {
   const grouping = by === '' ? '' : ` by (${by})`;
   return (
     `sum${grouping} (increase(leeway_active_minutes_total{${categories}, ${G}}[1d]))` +
-    ` / sum${grouping} (leeway_people_active{${categories}, ${G}})`
+    ` / sum${grouping} (leeway_people_browsing{${G}})`
   );
 }
 
@@ -61,7 +64,8 @@ const ABOUT = `### What these figures mean
   during that minute; a background tab that only receives data does not count. Each minute of
   browsing counts once in the denominator, however many sites it touched.
 * **Minutes per active person**: person-minutes over the last 24 hours divided by the number of people
-  who visited those categories today.
+  who browsed at all today, as on Leeway's status page: the average person's day, including those who
+  never visited those categories.
 * **Pages**: coach, suggest and block pages shown, and what happened next (continued, took the internal
   alternative). **Purpose answers** are the optional "business or a break?" question, counted in aggregate.
 
@@ -121,7 +125,7 @@ export const acceptableUse = {
     }),
     stat({
       title: 'Leisure minutes per active person (24 h)',
-      description: 'Leisure person-minutes over the last 24 hours per person who visited a leisure category today.',
+      description: 'Leisure person-minutes over the last 24 hours per person who browsed today (the status page\'s definition).',
       size: { w: 6, h: 6 },
       unit: 'm',
       decimals: 0,
@@ -130,7 +134,7 @@ export const acceptableUse = {
     }),
     stat({
       title: 'Business networking minutes per active person (24 h)',
-      description: 'Business networking person-minutes over the last 24 hours per person who visited such a category today.',
+      description: 'Business networking person-minutes over the last 24 hours per person who browsed today (the status page\'s definition).',
       size: { w: 6, h: 6 },
       unit: 'm',
       decimals: 0,
@@ -155,17 +159,17 @@ export const acceptableUse = {
     }),
     timeSeries({
       title: 'Minutes per active person per day',
-      description: 'Person-minutes over the trailing day per person active on those categories (recording rule job_category:leeway_minutes_per_active_person:ratio1d).',
+      description: 'Person-minutes over the trailing day per person who browsed, all groups (recording rules job_category:leeway_active_minutes:increase1d and job:leeway_people_browsing:max1d).',
       size: { w: 12, h: 8 },
       unit: 'm',
       min: 0,
       queries: [
         {
-          expr: `sum(job_category:leeway_active_minutes:increase1d{${LEISURE}}) / sum(job_category:leeway_people_active:max1d{${LEISURE}})`,
+          expr: `sum(job_category:leeway_active_minutes:increase1d{${LEISURE}}) / sum(job:leeway_people_browsing:max1d)`,
           legend: 'leisure',
         },
         {
-          expr: `sum(job_category:leeway_active_minutes:increase1d{${BUSINESS}}) / sum(job_category:leeway_people_active:max1d{${BUSINESS}})`,
+          expr: `sum(job_category:leeway_active_minutes:increase1d{${BUSINESS}}) / sum(job:leeway_people_browsing:max1d)`,
           legend: 'business networking',
         },
       ],
@@ -283,7 +287,7 @@ export const acceptableUse = {
     }),
     barGauge({
       title: 'Leisure minutes per active person by group (24 h)',
-      description: 'Per policy group with at least k active people.',
+      description: 'Per policy group with at least k active people, per person of the group who browsed today; smaller groups appear only as "other".',
       size: { w: 8, h: 8 },
       unit: 'm',
       decimals: 0,
@@ -293,7 +297,7 @@ export const acceptableUse = {
     }),
     barGauge({
       title: 'Business networking minutes per active person by group (24 h)',
-      description: 'Per policy group with at least k active people.',
+      description: 'Per policy group with at least k active people, per person of the group who browsed today; smaller groups appear only as "other".',
       size: { w: 8, h: 8 },
       unit: 'm',
       decimals: 0,

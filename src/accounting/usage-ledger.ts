@@ -287,6 +287,16 @@ export class UsageLedger {
     return this.#people.size;
   }
 
+  /**
+   * Distinct people who browsed today per group, raw group names (the metrics fold small groups).
+   * A person seen from two groups' networks counts in each, as groupPeopleToday() does.
+   */
+  peopleByGroup(): { group: string; people: number }[] {
+    const out: { group: string; people: number }[] = [];
+    for (const [group, people] of this.#groupPeople) out.push({ group, people });
+    return out;
+  }
+
   /** Distinct people today per (category, group), raw group names (the metrics fold small groups). */
   peopleByCategoryAndGroup(): { category: string; group: string; people: number }[] {
     const out: { category: string; group: string; people: number }[] = [];

@@ -226,6 +226,19 @@ export class LeewayMetrics {
         }
       },
     });
+    // The denominator of "minutes per active person" that the status page uses (everyone who
+    // browsed today), so dashboards and status page agree; per category, leeway_people_active.
+    const peopleBrowsing: Gauge<'group'> = new Gauge({
+      name: 'leeway_people_browsing',
+      help: 'Distinct people with any browsing today (local day in the policy time zone) per group.',
+      labelNames: ['group'],
+      registers,
+      collect: (): void => {
+        this.#ledger.advance(this.#clock());
+        peopleBrowsing.reset();
+        for (const row of this.#ledger.peopleByGroup()) peopleBrowsing.inc({ group: this.groupLabel(row.group) }, row.people);
+      },
+    });
     const dailyMinutesPeople: Gauge<'category' | 'band'> = new Gauge({
       name: 'leeway_daily_minutes_people',
       help: 'People active today per category, by band of daily minutes in that category (0-15, 15-30, 30-60, 60-120, 120+).',

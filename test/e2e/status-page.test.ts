@@ -157,6 +157,8 @@ describe('the status page in a real Chromium', () => {
       // Everyone visited linkedin.test, so the people active there are everyone who browsed.
       const people = sumOf(metrics, 'leeway_people_active', { category: 'business-networking' });
       expect(people).toBe(PEOPLE.length);
+      // The dashboards' denominator for minutes per active person is the status page's one.
+      expect(sumOf(metrics, 'leeway_people_browsing')).toBe(people);
       expect(browsing).toBe(PEOPLE.length * MORNING_MINUTES);
       // Breaks of 4, 5, 6 and 7 minutes.
       expect(leisure).toBe(22);

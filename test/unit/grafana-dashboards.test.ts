@@ -18,6 +18,7 @@ const ISSUE_5_METRICS = [
   'leeway_active_minutes_total',
   'leeway_browsing_minutes_total',
   'leeway_people_active',
+  'leeway_people_browsing',
   'leeway_daily_minutes_people',
   'leeway_pages_total',
   'leeway_purpose_answers_total',

@@ -66,6 +66,7 @@ describe('registry', () => {
     ['leeway_active_minutes_total', 'counter', ['category', 'site', 'group']],
     ['leeway_browsing_minutes_total', 'counter', ['group']],
     ['leeway_people_active', 'gauge', ['category', 'group']],
+    ['leeway_people_browsing', 'gauge', ['group']],
     ['leeway_daily_minutes_people', 'gauge', ['category', 'band']],
     ['leeway_pages_total', 'counter', ['page', 'category', 'outcome']],
     ['leeway_purpose_answers_total', 'counter', ['category', 'purpose']],
@@ -168,9 +169,12 @@ describe('today gauges', () => {
     const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => now });
     accounting.requestDone({ at: T0, kind: 'http', pseudonym: 'p' as Pseudonym, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'r', action: 'allow', status: 200, bytesIn: 0, bytesOut: 0, durationMs: 0 });
     const people = async (): Promise<number> => (await samples(metrics)).filter((s) => s.name === 'leeway_people_active').reduce((sum, s) => sum + s.value, 0);
+    const browsing = async (): Promise<Sample[]> => (await samples(metrics)).filter((s) => s.name === 'leeway_people_browsing');
     expect(await people()).toBe(1);
+    expect(await browsing()).toEqual([{ name: 'leeway_people_browsing', labels: { group: 'other' }, value: 1 }]);
     now = Date.parse('2026-06-15T22:00:00Z'); // midnight in Paris
     expect(await people()).toBe(0);
+    expect(await browsing()).toEqual([]);
     expect((await samples(metrics)).filter((s) => s.name === 'leeway_daily_minutes_people')).toEqual([]);
   });
 });
@@ -230,6 +234,7 @@ describe('k-anonymity on group labels', () => {
     let groups = new Set(all.flatMap((s) => (s.labels.group === undefined ? [] : [s.labels.group])));
     expect([...groups]).toEqual(['other']);
     expect(all.find((s) => s.name === 'leeway_people_active')?.value).toBe(7);
+    expect(all.filter((s) => s.name === 'leeway_people_browsing')).toEqual([{ name: 'leeway_people_browsing', labels: { group: 'other' }, value: 7 }]);
 
     visit('s4', 'sales');
     visit('s0', 'sales', T0 + 60_000);
@@ -238,6 +243,9 @@ describe('k-anonymity on group labels', () => {
     expect([...groups].sort()).toEqual(['other', 'sales']);
     expect(all.find((s) => s.name === 'leeway_people_active' && s.labels.group === 'sales')?.value).toBe(5);
     expect(all.find((s) => s.name === 'leeway_people_active' && s.labels.group === 'other')?.value).toBe(3);
+    // The people move from other to their group's label as a whole: nobody is counted twice.
+    const browsing = Object.fromEntries(all.filter((s) => s.name === 'leeway_people_browsing').map((s) => [s.labels.group, s.value]));
+    expect(browsing).toEqual({ sales: 5, other: 3 });
     // Minutes counted before the group reached 5 stay under other; the totals are unchanged.
     const minutes = all.filter((s) => s.name === 'leeway_browsing_minutes_total').reduce((sum, s) => sum + s.value, 0);
     expect(minutes).toBe(4 + 30 + 1 + 1 + 1 + 1);
@@ -246,8 +254,43 @@ describe('k-anonymity on group labels', () => {
   });
 });
 
+describe('people browsing today', () => {
+  type Visit = readonly [who: string, group: string, category: string | undefined, minute: number];
+  const visitsOf = (people: number, group: string, categories: readonly (string | undefined)[]): Visit[] =>
+    Array.from({ length: people }, (_, i) => categories.map((category, m): Visit => [`${group}-${i}`, group, category, m])).flat();
+  const cases: { name: string; visits: Visit[]; expected: Record<string, number> }[] = [
+    {
+      // Each person touches three categories: leeway_people_active would count them three times.
+      name: 'a person in several categories counts once',
+      visits: [...visitsOf(6, 'sales', ['social-leisure', 'business-networking', undefined]), ...visitsOf(5, 'lab', ['social-leisure'])],
+      expected: { sales: 6, lab: 5 },
+    },
+    {
+      name: 'groups under minGroupSize and groups outside the policy fold into other',
+      visits: [...visitsOf(5, 'sales', ['business-networking']), ...visitsOf(4, 'lab', ['social-leisure', 'social-leisure']), ...visitsOf(2, 'board', [undefined]), ...visitsOf(3, 'unlisted', ['social-leisure'])],
+      expected: { sales: 5, other: 9 },
+    },
+    {
+      name: 'with nobody at k every group is other',
+      visits: visitsOf(4, 'sales', ['business-networking', 'social-leisure']),
+      expected: { other: 4 },
+    },
+  ];
+  it.each(cases)('$name', async ({ visits, expected }) => {
+    const { metrics, accounting, ledger } = setup();
+    for (const [who, group, category, minute] of visits) {
+      accounting.requestDone({ at: T0 + minute * 60_000, kind: 'http', pseudonym: who as Pseudonym, group, category, site: undefined, ruleId: 'r', action: 'allow', status: 200, bytesIn: 0, bytesOut: 0, durationMs: 1 });
+    }
+    const all = await samples(metrics);
+    const browsing = all.filter((s) => s.name === 'leeway_people_browsing');
+    expect(Object.fromEntries(browsing.map((s) => [s.labels.group, s.value]))).toEqual(expected);
+    // The status page's denominator (everyone who browsed today) is the sum over groups.
+    expect(browsing.reduce((sum, s) => sum + s.value, 0)).toBe(ledger.todaySummary(T0).activePeople);
+  });
+});
+
 describe('cardinality', () => {
-  async function seriesAfter(users: number, hosts: number): Promise<number> {
+  async function seriesAfter(users: number, hosts: number): Promise<{ series: number; peopleBrowsing: number }> {
     const { metrics, accounting } = setup(true);
     const groups = ['sales', 'lab', 'board', 'unlisted'];
     const siteOf = ['facebook', 'youtube', 'linkedin'];
@@ -263,14 +306,18 @@ describe('cardinality', () => {
       });
       accounting.tunnelBytes({ at: T0 + i, kind: 'tunnel', pseudonym: `user-${user}` as Pseudonym, group: groups[user % 4], category, site: named, direction: i % 2 === 0 ? 'client-to-origin' : 'origin-to-client', bytes: 5 });
     }
-    return (await metrics.metrics()).split('\n').filter((line) => line !== '' && !line.startsWith('#')).length;
+    const lines = (await metrics.metrics()).split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+    return { series: lines.length, peopleBrowsing: lines.filter((line) => line.startsWith('leeway_people_browsing{')).length };
   }
 
   it('10,000 users and 5,000 hosts produce no more series than 100 users and 50 hosts', async () => {
     const small = await seriesAfter(100, 50);
     const large = await seriesAfter(10_000, 5_000);
-    console.log(`series: ${small} (100 users, 50 hosts) vs ${large} (10,000 users, 5,000 hosts)`);
-    expect(small).toBeGreaterThan(50);
-    expect(large).toBeLessThanOrEqual(small);
+    console.log(`series: ${small.series} (100 users, 50 hosts) vs ${large.series} (10,000 users, 5,000 hosts)`);
+    expect(small.series).toBeGreaterThan(50);
+    expect(large.series).toBeLessThanOrEqual(small.series);
+    // leeway_people_browsing adds at most one series per policy group plus other, whatever the load.
+    expect(small.peopleBrowsing).toBeGreaterThan(0);
+    expect(large.peopleBrowsing).toBeLessThanOrEqual(policy.groupNames.length + 1);
   });
 });
