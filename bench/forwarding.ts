@@ -2,7 +2,9 @@
  * Forwarding benchmark (issue 3): the same loads direct, through Leeway, through a 30-line
  * http-proxy forwarder with a keep-alive agent, and through Squid (when /usr/sbin/squid exists,
  * started here on loopback with caching off). Each proxy runs in its own process pinned to
- * core 1 (`taskset -c 1`); origin and load generator share core 0.
+ * core 1 (`taskset -c 1`); origin and load generator are not pinned (this reproduces the
+ * reference ratios of issue 3, Squid at 0.3-0.45x direct). BENCH_PIN_LOAD=1 confines them to
+ * core 0, leaving core 1 to the proxy alone: a proxy's own CPU per request then sets its rate.
  *
  *   1 KiB GET, 50 keep-alive connections: requests/s, p50/p99 latency (autocannon, absolute URL as path)
  *   1 MiB GET, 10 connections: MiB/s
@@ -159,8 +161,11 @@ function cpuSeconds(pid: number | undefined): number {
 }
 const CLOCK_TICKS = 100;
 
+const PIN_LOAD = process.env.BENCH_PIN_LOAD === '1';
+
+/** A proxy on core 1; the origin on core 0 with BENCH_PIN_LOAD=1, else unpinned. */
 function spawnRole(args: string[], pin: boolean): ChildProcess {
-  const command = pin && existsSync('/usr/bin/taskset') ? '/usr/bin/taskset' : process.execPath;
+  const command = (pin || PIN_LOAD) && existsSync('/usr/bin/taskset') ? '/usr/bin/taskset' : process.execPath;
   const full = command === process.execPath ? args : ['-c', pin ? '1' : '0', process.execPath, ...args];
   return spawn(command, full, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LEEWAY_LOG_LEVEL: 'info' } });
 }
@@ -318,6 +323,8 @@ function median(values: number[]): number {
 }
 
 export async function run(): Promise<void> {
+  // The load generator is this process: all its threads join the origin on core 0.
+  if (PIN_LOAD && existsSync('/usr/bin/taskset')) spawnSync('/usr/bin/taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
   const dir = await mkdtemp(join(tmpdir(), 'leeway-bench-'));
   const children: ChildProcess[] = [];
   try {
@@ -383,7 +390,7 @@ export async function run(): Promise<void> {
     const direct = med('direct') as Figures;
     const squidFigures = med('squid');
     const ratio = (value: number, base: number | undefined): string => (base === undefined || base === 0 ? '   -' : (value / base).toFixed(2));
-    console.log(`forwarding: ${SECONDS} s per load, ${ROUNDS} round(s), proxies pinned to core 1${squid === undefined ? ', squid not installed' : ''}; load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} cores`);
+    console.log(`forwarding: ${SECONDS} s per load, ${ROUNDS} round(s), proxies pinned to core 1${PIN_LOAD ? ', origin and load on core 0' : ''}${squid === undefined ? ', squid not installed' : ''}; load average ${loadavg()[0]?.toFixed(1)} on ${cpus().length} cores`);
     console.log('target                    1KiB req/s  p50 ms  p99 ms  ×direct  ×squid | 1MiB MiB/s  ×direct  ×squid | tunnel MiB/s  ×direct  ×squid');
     for (const target of targets) {
       const f = med(target.name) as Figures;
