@@ -27,6 +27,8 @@ export interface OriginAgents {
 
 // Below Node's default server keepAliveTimeout (5 s) so we drop an idle socket before the origin does.
 const ORIGIN_IDLE_MS = 4_000;
+// Response bytes allowed to wait for a slow client before the origin is paused.
+const PENDING_LIMIT = 256 * 1024;
 // Pools kept for origins seen recently; the oldest is closed beyond this (a pool holds no socket once idle).
 const MAX_POOLS = 1_024;
 
@@ -218,7 +220,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.#bytesOut += chunk.length;
-    if (this.res.write(chunk)) return true;
+    // write() says false for any chunk above the socket's 16 KiB mark, even one the kernel takes
+    // at once; pausing then costs a stop and restart of the origin read per chunk. Pause only
+    // when bytes really wait (a bounded amount: what one read brought, plus the limit).
+    if (this.res.write(chunk) || this.res.writableLength <= PENDING_LIMIT) return true;
     // Backpressure: undici stops reading the origin until the client drains.
     this.res.once('drain', this.#onDrain);
     return false;

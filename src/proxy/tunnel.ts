@@ -132,7 +132,9 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
     } else {
       ok = client.write(Buffer.from(READ_BUFFER.subarray(0, size)));
     }
-    if (ok) return true;
+    // false for any chunk above 16 KiB, even one the kernel took at once: pause only when bytes
+    // really wait, instead of stopping and restarting the origin read for every chunk.
+    if (ok || client.writableLength === 0) return true;
     // Returning false pauses the origin socket until the client drains.
     client.once('drain', onDrain);
     return false;
