@@ -1,6 +1,6 @@
 /** Header rewriting (RFC 9110 §7.6.1) and request-target parsing (RFC 9112 §3.2), table-driven. */
 import { describe, expect, it } from 'vitest';
-import { forwardHeaders, rawHeader } from '../../src/proxy/headers.js';
+import { announcesBody, forwardHeaders, rawHeader } from '../../src/proxy/headers.js';
 import { parseAbsoluteTarget, parseAuthority, originFormTarget } from '../../src/proxy/target.js';
 
 function names(raw: string[]): string[] {
@@ -44,6 +44,21 @@ describe('forwardHeaders', () => {
       options: { keepTransferEncoding: true, drop: 'x-authenticated-user' },
       kept: ['accept'],
       dropped: ['x-authenticated-user'],
+      via: '1.1 leeway',
+    },
+    {
+      name: 'drops Expect when asked (the proxy has already answered 100-continue to the client)',
+      raw: ['Expect', '100-continue', 'Content-Length', '5'],
+      options: { keepTransferEncoding: true, dropExpect: true },
+      kept: ['content-length'],
+      dropped: ['expect'],
+      via: '1.1 leeway',
+    },
+    {
+      name: 'keeps Expect by default',
+      raw: ['Expect', '100-continue'],
+      kept: ['expect'],
+      dropped: [],
       via: '1.1 leeway',
     },
     {
@@ -116,4 +131,21 @@ describe('originFormTarget (intercepted requests)', () => {
   it('takes host and port from the CONNECT and splits the query', () => {
     expect(originFormTarget('https', 'site.example', 443, '/a?b=1')).toEqual({ scheme: 'https', host: 'site.example', port: 443, path: '/a?b=1', pathOnly: '/a' });
   });
+});
+
+describe('announcesBody (RFC 9112 §6.3)', () => {
+  const cases: { raw: string[]; body: boolean }[] = [
+    { raw: [], body: false },
+    { raw: ['Content-Length', '0'], body: false },
+    { raw: ['content-length', ' 0 '], body: false },
+    { raw: ['Content-Length', '12'], body: true },
+    { raw: ['Transfer-Encoding', 'chunked'], body: true },
+    { raw: ['TRANSFER-ENCODING', 'gzip, chunked', 'Accept', '*/*'], body: true },
+    { raw: ['Content-Type', 'text/plain', 'Accept', '*/*'], body: false },
+  ];
+  for (const c of cases) {
+    it(`${JSON.stringify(c.raw)} → ${c.body}`, () => {
+      expect(announcesBody(c.raw)).toBe(c.body);
+    });
+  }
 });
