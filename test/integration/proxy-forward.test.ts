@@ -16,7 +16,9 @@ let proxy: RunningLeeway;
 
 beforeAll(async () => {
   origin = await startOrigin();
-  policy = await writeTestPolicy({ proxy: { timeouts: { upstreamMs: 500 } } });
+  // 127.0.0.254 stands for a forbidden destination: still loopback, so even a broken egress
+  // check could never send a packet off the machine.
+  policy = await writeTestPolicy({ proxy: { timeouts: { upstreamMs: 500 }, egress: { allow: ['127.0.0.0/8', '::1/128'], deny: ['127.0.0.254/32'] } } });
   proxy = await startLeeway({ policies: policy.dir });
 });
 
@@ -123,7 +125,7 @@ describe('forwarding', () => {
   });
 
   it('refuses egress to an address outside settings.proxy.egress', async () => {
-    const res = await request('http://192.0.2.1/', { dispatcher: proxy.agent });
+    const res = await request('http://127.0.0.254/', { dispatcher: proxy.agent });
     expect(res.statusCode).toBe(403);
     expect(res.headers['x-leeway-reason']).toBe('LEEWAY_ERR_EGRESS_FORBIDDEN');
     await res.body.text();
