@@ -61,6 +61,8 @@ export class Egress {
     const name = bare.toLowerCase().replace(/\.$/, '');
     const mapped = runtime.hosts.get(name);
     if (mapped !== undefined) return this.#check(runtime, host, port, { address: mapped, family: isIP(mapped) === 6 ? 6 : 4 });
+    // RFC 6761 §6.4: `.invalid` names never resolve; answer at once instead of asking DNS.
+    if (name === 'invalid' || name.endsWith('.invalid')) return new LeewayError('LEEWAY_ERR_UPSTREAM_HOST_NOT_FOUND', 'host not found', { host: name });
     const now = Date.now();
     const cached = this.#dns.get(name);
     if (cached !== undefined && cached.until > now) return this.#check(runtime, host, port, cached);

@@ -29,6 +29,8 @@ describe('Egress.resolve', () => {
     lookups.push(host);
     if (host === 'public.example') return { address: '93.184.216.34', family: 4 };
     if (host === 'intranet.example') return { address: '10.1.2.3', family: 4 };
+    // Would resolve if asked: proves `.invalid` names never reach DNS (RFC 6761 §6.4).
+    if (host === 'trap.invalid') return { address: '127.0.0.9', family: 4 };
     throw Object.assign(new Error('nope'), { code: 'ENOTFOUND' });
   };
   const egress = new Egress(dns);
@@ -41,6 +43,7 @@ describe('Egress.resolve', () => {
     { name: 'DNS answer outside allow', rt: runtime({ allow: ['127.0.0.0/8'] }), host: 'public.example', port: 80, expected: 'LEEWAY_ERR_EGRESS_FORBIDDEN' },
     { name: 'deny wins over allow', rt: runtime({ allow: ['0.0.0.0/0'], deny: ['10.0.0.0/8'] }), host: 'intranet.example', port: 80, expected: 'LEEWAY_ERR_EGRESS_FORBIDDEN' },
     { name: 'unknown host', rt: runtime({}), host: 'missing.example', port: 80, expected: 'LEEWAY_ERR_UPSTREAM_HOST_NOT_FOUND' },
+    { name: '.invalid never asks DNS (RFC 6761)', rt: runtime({}), host: 'Trap.Invalid.', port: 80, expected: 'LEEWAY_ERR_UPSTREAM_HOST_NOT_FOUND' },
     { name: 'the proxy itself is a loop', rt: runtime({}), host: '127.0.0.1', port: 3128, expected: 'LEEWAY_ERR_LOOP' },
     { name: 'same address, other port is fine', rt: runtime({}), host: '127.0.0.1', port: 3129, expected: 'ok 127.0.0.1' },
     { name: 'IPv4-mapped form of the listener is a loop too', rt: runtime({}), host: '[::ffff:127.0.0.1]', port: 3128, expected: 'LEEWAY_ERR_LOOP' },
