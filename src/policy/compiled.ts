@@ -62,15 +62,9 @@ export interface PolicyInternals {
   readonly categoryKindOf: ReadonlyMap<string, 'leisure' | 'business' | 'other'>;
 }
 
-export interface PolicyParts {
-  readonly settings: Settings;
-  readonly files: readonly string[];
-  readonly hash: string;
-  readonly stats: PolicyStats;
-  readonly categoryNames: readonly string[];
-  readonly siteNames: readonly string[];
-  readonly groupNames: readonly string[];
-  readonly categoryKinds: Readonly<Record<string, 'leisure' | 'business' | 'other'>>;
+/** What the compiler hands to PolicyImpl: the public fields of CompiledPolicy plus the internals. */
+export interface PolicyParts
+  extends Pick<CompiledPolicy, 'settings' | 'files' | 'hash' | 'stats' | 'categoryNames' | 'siteNames' | 'groupNames' | 'categoryKinds'> {
   readonly rules: readonly CompiledRule[];
   readonly default: CompiledDefault;
   readonly classifier: HostClassifier;
