@@ -8,6 +8,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { Pool, buildConnector } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -70,6 +72,7 @@ export function createOriginAgents(): OriginAgents {
         pool = new OriginPool(`${target.scheme}://${address}:${target.port}`, secure ? secureContext : undefined, connectMs);
         if (pools.size >= MAX_POOLS) {
           const oldest = pools.keys().next().value as string;
+          pools.get(oldest)?.dropPrewarmed();
           void pools.get(oldest)?.dispatcher.close().catch(() => undefined);
           pools.delete(oldest);
         }
@@ -80,7 +83,10 @@ export function createOriginAgents(): OriginAgents {
     destroy() {
       httpAgent.destroy();
       for (const agent of all) agent.destroy();
-      for (const pool of pools.values()) void pool.dispatcher.destroy().catch(() => undefined);
+      for (const pool of pools.values()) {
+        pool.dropPrewarmed();
+        void pool.dispatcher.destroy().catch(() => undefined);
+      }
       pools.clear();
     },
   };
@@ -91,15 +97,27 @@ export function createOriginAgents(): OriginAgents {
  * undici answers an aborted in-flight request (a client gone mid-upload or mid-download) by
  * closing that socket and opening a new one for the dead request, which then idles in the pool:
  * the connector refuses to connect when no exchange is waiting, which ends that quietly.
+ *
+ * prewarm() opens one connection before any request (issue 4: an intercepted new host's origin
+ * handshake overlaps the client's). undici has no call that opens a connection without a
+ * request, so the socket is opened with the very connector undici uses (same verification and
+ * trust), and the pool's first connect adopts it (or waits for it while it is still connecting).
  */
 export class OriginPool {
   readonly dispatcher: Pool;
   /** Exchanges dispatched and not yet on a socket (nor failed). */
   waiting = 0;
+  /** Connections opened by prewarm() (counted for tests and diagnostics). */
+  prewarmed = 0;
+  readonly #connectTo: buildConnector.connector;
+  readonly #url: URL;
+  #warm: Prewarmed | undefined;
 
   constructor(origin: string, secureContext: SecureContext | undefined, connectMs: number) {
     // Certificates are always verified (rejectUnauthorized stays true); secureContext adds the extra roots.
     const connectTo = buildConnector(secureContext === undefined ? { timeout: connectMs } : { timeout: connectMs, secureContext });
+    this.#connectTo = connectTo;
+    this.#url = new URL(origin);
     this.dispatcher = new Pool(origin, {
       pipelining: 1,
       keepAliveTimeout: ORIGIN_IDLE_MS,
@@ -107,12 +125,100 @@ export class OriginPool {
       // headersTimeout is set on each dispatch; a body may take as long as it takes (as before).
       bodyTimeout: 0,
       connect: (options, callback) => {
-        if (this.waiting > 0) return connectTo(options, callback);
-        callback(Object.assign(new Error('no request is waiting for this connection'), { code: 'LEEWAY_NO_WAITER' }), null);
+        if (this.waiting === 0) {
+          callback(Object.assign(new Error('no request is waiting for this connection'), { code: 'LEEWAY_NO_WAITER' }), null);
+          return;
+        }
+        const warm = this.#warm;
+        // Adopted only for the same TLS server name (undici passes '' or null for an IP literal).
+        if (warm !== undefined && warm.servername === (options.servername ?? '')) {
+          if (warm.socket === undefined) {
+            warm.waiter = callback;
+            return;
+          }
+          this.#takeWarm(warm);
+          const socket = warm.socket;
+          if (!socket.destroyed) {
+            // Never synchronously: undici ignores a resume from inside its own connect call.
+            process.nextTick(() => callback(null, socket));
+            return;
+          }
+        }
+        connectTo(options, callback);
       },
     });
   }
+
+  /** Opens one connection for a first request to come, unless one is open, opening or idle here. */
+  prewarm(host: string): void {
+    if (this.#url.protocol !== 'https:' || this.#warm !== undefined) return;
+    const stats = this.dispatcher.stats;
+    if (stats.connected > 0 || stats.pending > 0 || stats.running > 0) return;
+    // As undici computes it from the Host header: the name, or '' for an IP literal.
+    const servername = isIP(host) === 0 ? host.toLowerCase() : '';
+    const warm: Prewarmed = { servername, socket: undefined, waiter: undefined, timer: undefined };
+    this.#warm = warm;
+    this.prewarmed++;
+    const url = this.#url;
+    this.#connectTo(
+      { hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname, host: url.host, protocol: url.protocol, port: url.port, servername, localAddress: null, httpSocket: undefined },
+      (error, socket) => {
+        const waiter = warm.waiter;
+        if (waiter !== undefined) {
+          // A request came while this connection was being opened: it is the request's now.
+          this.#takeWarm(warm);
+          if (error === null) waiter(null, socket);
+          else waiter(error, null);
+          return;
+        }
+        if (this.#warm !== warm || error !== null) {
+          if (this.#warm === warm) this.#warm = undefined;
+          socket?.destroy();
+          return;
+        }
+        const opened = socket as Socket;
+        warm.socket = opened;
+        // An idle socket must not take the process down on a reset; undici listens once it adopts it.
+        opened.on('error', ignore);
+        opened.once('close', () => {
+          if (this.#warm === warm) this.#takeWarm(warm);
+        });
+        // Unused, it is closed like any idle origin connection.
+        warm.timer = setTimeout(() => {
+          if (this.#warm !== warm) return;
+          this.#takeWarm(warm);
+          opened.destroy();
+        }, ORIGIN_IDLE_MS);
+        warm.timer.unref();
+      },
+    );
+  }
+
+  /** Closes a prewarmed connection nobody took (pool evicted or proxy closing). */
+  dropPrewarmed(): void {
+    const warm = this.#warm;
+    if (warm === undefined) return;
+    this.#takeWarm(warm);
+    warm.socket?.destroy();
+  }
+
+  #takeWarm(warm: Prewarmed): void {
+    if (this.#warm === warm) this.#warm = undefined;
+    if (warm.timer !== undefined) clearTimeout(warm.timer);
+    warm.socket?.off('error', ignore);
+  }
 }
+
+interface Prewarmed {
+  readonly servername: string;
+  /** Undefined while connecting. */
+  socket: Socket | undefined;
+  /** undici's connect callback when a request came before the connection was open. */
+  waiter: buildConnector.Callback | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+function ignore(): void {}
 
 export interface ForwardTarget {
   readonly scheme: 'http' | 'https';

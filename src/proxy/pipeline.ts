@@ -329,6 +329,8 @@ export class Pipeline {
     if (intercepts(first)) {
       // The certificate is minted while the ClientHello is on its way.
       interceptor.prepare?.(first.host);
+      // And the origin connection is opened while the client's handshake runs (none for a page).
+      if (first.page === undefined) this.#prewarm(runtime, first.host, port);
       return peek(undefined);
     }
     this.#resolve(runtime, first.host, port, (destination) => {
@@ -347,6 +349,15 @@ export class Pipeline {
       });
       const abandon = (): void => void pending.destroy();
       socket.once('close', abandon);
+    });
+  }
+
+  /** Opens the origin connection an intercepted CONNECT's first request will use, through the same egress checks. */
+  #prewarm(runtime: Runtime, host: string, port: number): void {
+    this.#resolve(runtime, host, port, (destination) => {
+      // A refusal is answered when the request comes; nothing is opened for it now.
+      if (destination instanceof LeewayError) return;
+      this.deps.agents.pool({ scheme: 'https', host, port, path: '', destination }, runtime.upstreamSecureContext, runtime.policy.settings.proxy.timeouts.upstreamMs).prewarm(host);
     });
   }
 

@@ -23,7 +23,8 @@ import { startLeeway, type RunningLeeway } from '../helpers/proxy.js';
 import { tokenIn } from '../helpers/via-proxy.js';
 
 const DAY_MS = 86_400_000;
-const EXTRA_HOSTS = ['inspected.test', 'bank.test', 'expired.test', 'wronghost.test', 'pinned.test'];
+// fresh.test and vault.test are each used by one test only: it counts their origin connections.
+const EXTRA_HOSTS = ['inspected.test', 'bank.test', 'expired.test', 'wronghost.test', 'pinned.test', 'fresh.test', 'vault.test'];
 
 let dir: string;
 let policy: TestPolicy;
@@ -34,6 +35,8 @@ let originPort: number;
 /** An allowed CONNECT port where nothing listens. */
 let deadPort: number;
 let leewayCaPem: string;
+/** TLS server names of the connections the origin accepted, in order. */
+const originConnections: string[] = [];
 let originCaPem: string;
 const logLines: Record<string, unknown>[] = [];
 
@@ -79,6 +82,7 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end(`secure origin ${req.headers.host ?? ''} ${req.url ?? ''}`);
   });
+  origin.on('secureConnection', (socket: TLSSocket) => originConnections.push(typeof socket.servername === 'string' ? socket.servername : ''));
   const wss = new WebSocketServer({ server: origin });
   wss.on('connection', (socket) => socket.on('message', (data) => socket.send(`echo: ${String(data)}`)));
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
@@ -99,8 +103,8 @@ beforeAll(async () => {
     },
     categories: {
       ...STANDARD_CATEGORIES,
-      inspected: { description: 'Hosts with a method rule.', domains: ['inspected.test', 'expired.test', 'wronghost.test', 'pinned.test'] },
-      bank: { description: 'A bank, never inspected.', domains: ['bank.test'] },
+      inspected: { description: 'Hosts with a method rule.', domains: ['inspected.test', 'expired.test', 'wronghost.test', 'pinned.test', 'fresh.test'] },
+      bank: { description: 'A bank, never inspected.', domains: ['bank.test', 'vault.test'] },
     },
     rules: [
       ...STANDARD_RULES,
@@ -389,6 +393,44 @@ describe('TLS interception', () => {
     expect(der.type).toBe('application/x-x509-ca-cert');
     expect(new X509Certificate(der.body).fingerprint256).toBe(new X509Certificate(leewayCaPem).fingerprint256);
   });
+
+  /** A GET written on an established TLS socket, read to the end (the origin closes on Connection: close). */
+  async function getOn(tls: TLSSocket, host: string, path: string): Promise<string> {
+    tls.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${originPort}\r\nConnection: close\r\n\r\n`);
+    let text = '';
+    tls.setEncoding('latin1');
+    tls.on('data', (chunk: string) => (text += chunk));
+    await new Promise<void>((resolve, reject) => {
+      tls.once('end', resolve);
+      tls.once('error', reject);
+    });
+    tls.destroy();
+    return text;
+  }
+
+  const countFor = (name: string): number => originConnections.filter((n) => n === name).length;
+
+  it('an intercepted new host gets its origin connection at CONNECT time, and its first request reuses it', async () => {
+    expect(countFor('fresh.test')).toBe(0);
+    const { tls } = await tunnel('fresh.test', leewayCaPem);
+    // No request was sent yet: the connection the origin sees is the prewarmed one (bounded wait).
+    for (let i = 0; i < 100 && countFor('fresh.test') === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(countFor('fresh.test')).toBe(1);
+    const text = await getOn(tls, 'fresh.test', '/first');
+    expect(text.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(text).toContain(`secure origin fresh.test:${originPort} /first`);
+    expect(countFor('fresh.test')).toBe(1);
+  });
+
+  it('a blind tunnel gets no prewarmed origin connection: the origin sees only the client’s own', async () => {
+    expect(countFor('vault.test')).toBe(0);
+    const { tls, peer } = await tunnel('vault.test', originCaPem);
+    expect(peer.subjectaltname).toBe('DNS:vault.test');
+    const text = await getOn(tls, 'vault.test', '/blind');
+    expect(text).toContain(`secure origin vault.test:${originPort} /blind`);
+    expect(countFor('vault.test')).toBe(1);
+  });
+
 });
 
 /** CONNECT, send a ClientHello, and hang up as soon as the server's first flight arrives. */
