@@ -6,7 +6,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { loadPolicy } from '../../src/policy/load.js';
+import type { CompiledPolicy } from '../../src/policy/types.js';
 
 export const TEST_HOSTS = ['origin.test', 'coach.test', 'suggest.test', 'block.test', 'readonly.test', 'other.test', 'social.test'] as const;
 
@@ -84,4 +87,11 @@ export async function writeTestPolicy(options: TestPolicyOptions = {}): Promise<
     writeRaw: (name, text) => writeFile(join(dir, name), text),
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** Load a policy folder under test/fixtures/ (reads files only: fine for unit tests). */
+export async function loadFixturePolicy(name: string): Promise<CompiledPolicy> {
+  const loaded = await loadPolicy(fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url)));
+  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.message).join('\n'));
+  return loaded.policy;
 }

@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAccounting } from '../../src/accounting/accounting.js';
 import { UsageLedger } from '../../src/accounting/usage-ledger.js';
@@ -6,16 +5,14 @@ import type { Pseudonym } from '../../src/identity/pseudonym.js';
 import { createAccessLog } from '../../src/log/access-log.js';
 import { createLogger } from '../../src/log/logger.js';
 import { LeewayMetrics } from '../../src/metrics/metrics.js';
-import { decide, loadPolicy } from '../../src/policy/index.js';
+import { decide } from '../../src/policy/index.js';
 import type { CompiledPolicy } from '../../src/policy/index.js';
 import type { RequestRecord, TunnelActivity } from '../../src/proxy/account.js';
+import { loadFixturePolicy } from '../helpers/policy.js';
 
-const FIXTURE = fileURLToPath(new URL('../fixtures/accounting-policy', import.meta.url));
 let policy: CompiledPolicy;
 beforeAll(async () => {
-  const loaded = await loadPolicy(FIXTURE);
-  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.message).join('\n'));
-  policy = loaded.policy;
+  policy = await loadFixturePolicy('accounting-policy');
 });
 
 // Monday 2026-06-15, 10:00 in Paris.

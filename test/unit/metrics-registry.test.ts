@@ -1,21 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { register as globalRegistry } from 'prom-client';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAccounting } from '../../src/accounting/accounting.js';
 import { UsageLedger } from '../../src/accounting/usage-ledger.js';
 import type { Pseudonym } from '../../src/identity/pseudonym.js';
 import { LeewayMetrics } from '../../src/metrics/metrics.js';
-import { loadPolicy } from '../../src/policy/index.js';
 import type { CompiledPolicy } from '../../src/policy/index.js';
+import { loadFixturePolicy } from '../helpers/policy.js';
 
-const FIXTURE = fileURLToPath(new URL('../fixtures/accounting-policy', import.meta.url));
 let policy: CompiledPolicy;
 beforeAll(async () => {
-  const loaded = await loadPolicy(FIXTURE);
-  if (!loaded.ok) throw new Error(loaded.errors.map((e) => e.message).join('\n'));
-  policy = loaded.policy;
+  policy = await loadFixturePolicy('accounting-policy');
 });
 
 const T0 = Date.parse('2026-06-15T08:00:00Z');
