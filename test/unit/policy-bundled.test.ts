@@ -2,6 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../../src/policy/load.js';
+import { NetworkSet } from '../../src/net/cidr.js';
 
 describe('bundled policies/', () => {
   const files = readdirSync('policies').filter((name) => name.endsWith('.yaml'));
@@ -23,6 +24,14 @@ describe('bundled policies/', () => {
     expect(policy.groupNames).toEqual(expect.arrayContaining(['staff', 'sales']));
     expect(policy.settings.interception.doNotInspect).toEqual(['finance', 'health']);
     expect(policy.isDoNotInspect('www.paypal.com')).toBe(true);
+  });
+
+  it('keeps proxy clients away from the proxy host and link-local addresses, not from the intranet', async () => {
+    const loaded = await loadPolicy('policies');
+    if (!loaded.ok) throw new Error('bundled policy does not load');
+    const deny = NetworkSet.of(loaded.policy.settings.proxy.egress.deny);
+    for (const address of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '169.254.169.254', 'fe80::1']) expect(deny.has(address), address).toBe(true);
+    for (const address of ['10.1.2.3', '192.168.1.10', '172.16.0.5', '93.184.216.34', '2001:db8::1']) expect(deny.has(address), address).toBe(false);
   });
 
   it('hashes the content, the same on every load', async () => {
