@@ -4,31 +4,34 @@
  *     and a whole store mint (certificate + tls.createSecureContext);
  *  2. through a real Leeway on loopback, each on a new client connection: the first request to a
  *     new host (mint + handshakes), the same with its certificate minted beforehand (what is left
- *     is the new upstream connection, opened at the CONNECT; client, proxy and origin share this
- *     one thread here, so its handshake cannot overlap the client's), a request to a cached host,
- *     and the same request through a blind tunnel. Targets: new host <= 10 ms median; cached host
- *     <= 1.3x the blind tunnel.
+ *     is the new upstream connection, opened at the CONNECT), a request to a cached host, and the
+ *     same request through a blind tunnel. Targets: new host <= 10 ms median; cached host <= 1.3x
+ *     the blind tunnel.
+ * Leeway runs in its own process pinned to core 1 (as in bench/forwarding.ts), the origin in a
+ * third process (bench/tls-proxy.ts has both roles), the client here: a proxy's clients and
+ * origins are other machines, so its upstream handshake, started at the CONNECT, overlaps the
+ * client's handshake, which it cannot when all three share one thread.
  */
-import https from 'node:https';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSecureContext, connect as tlsConnect, type SecureContext } from 'node:tls';
-import type { AddressInfo } from 'node:net';
-import { pathToFileURL } from 'node:url';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import forge from 'node-forge';
 import { stringify } from 'yaml';
-import { createLeeway, silentLogger } from '../src/index.js';
 import { caFromPem, generateCa, writeCa, type LoadedCa } from '../src/tls/ca.js';
 import { CertificateStore } from '../src/tls/certificate-store.js';
 import { generateLeafKey, mintLeafCertificate } from '../src/tls/leaf-certificate.js';
-import { deferredInterceptor, setupInterception } from '../src/tls/interception.js';
 
 const INTERCEPTED_HOSTS = 150;
 const ROUNDS = 100;
 const DEADLINE_MS = 60_000;
 const CLIENT_RTT_MS = 2;
+const repoRoot = join(fileURLToPath(import.meta.url), '..', '..');
+const helper = join(repoRoot, 'bench', 'tls-proxy.ts');
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -133,23 +136,59 @@ function timedRequest(proxyPort: number, host: string, port: number, ca: string,
   });
 }
 
+/** Start a role of bench/tls-proxy.ts with an IPC channel; the proxy pinned to core 1 as in bench/forwarding.ts. */
+function spawnRole(args: string[], pin: boolean): ChildProcess {
+  const node = [process.execPath, '--import', 'tsx', helper, ...args];
+  const [command, ...rest] = pin && existsSync('/usr/bin/taskset') ? ['/usr/bin/taskset', '-c', '1', ...node] : node;
+  return spawn(command as string, rest, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+}
+
+function reportedPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const timer = setTimeout(() => reject(new Error('child did not report its port in time')), 30_000);
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (text: string) => {
+      buffer += text;
+      const match = /\{"port":(\d+)\}/.exec(buffer);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+  });
+}
+
+function ask<T>(child: ChildProcess, message: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('child did not answer in time')), 30_000);
+    child.once('message', (answer) => {
+      clearTimeout(timer);
+      resolve(answer as T);
+    });
+    child.send(message as object);
+  });
+}
+
+/**
+ * Leeway from the build when it is newer than the sources it runs (see bench/forwarding.ts: tsx's
+ * keep-names wrappers cost the request path), else from the sources through tsx.
+ */
+function leewayFrom(): 'dist' | 'src' {
+  const files = ['index', 'proxy/pipeline', 'proxy/forward', 'tls/interception', 'tls/certificate-store', 'tls/leaf-certificate'];
+  const fresh = files.every((f) => {
+    const built = join(repoRoot, 'dist', `${f}.js`);
+    return existsSync(built) && statSync(built).mtimeMs >= statSync(join(repoRoot, 'src', `${f}.ts`)).mtimeMs;
+  });
+  return fresh ? 'dist' : 'src';
+}
+
 async function proxyBench(dir: string): Promise<void> {
   const leewayCa = generateCa({ name: 'Bench Leeway CA' });
   const { certPath, keyPath } = await writeCa(join(dir, 'certs'), leewayCa);
   const originCa = generateCa({ name: 'Bench Origin Root' });
-  const originLoaded = caFromPem(originCa.certPem, originCa.keyPem);
   await writeFile(join(dir, 'origin-roots.pem'), originCa.certPem);
-  // The origin has one certificate per host, as real sites do; minted once, before timing.
-  const originKey = generateLeafKey('ec');
-  const originContexts = new Map<string, SecureContext>();
-  const originContext = (name: string): SecureContext => {
-    let context = originContexts.get(name);
-    if (context === undefined) {
-      context = createSecureContext({ key: originKey.privateKeyPem, cert: mintLeafCertificate({ host: name, ca: originLoaded, leafKey: originKey, now: Date.now() }).certPem });
-      originContexts.set(name, context);
-    }
-    return context;
-  };
   const interceptedHosts = Array.from({ length: INTERCEPTED_HOSTS }, (_, i) => `h${i}.inspect.test`);
   // New to the proxy's origin pool, but with the certificate minted beforehand: separates the
   // mint from the new upstream connection in a new host's time.
@@ -158,95 +197,108 @@ async function proxyBench(dir: string): Promise<void> {
   // the 200), as a browser on the LAN is: the mint, started at the CONNECT, overlaps that wait.
   const distantHosts = Array.from({ length: INTERCEPTED_HOSTS }, (_, i) => `d${i}.inspect.test`);
   const tunnelHost = 'plain.tunnel.test';
-  for (const host of [...interceptedHosts, ...premintedHosts, ...distantHosts, tunnelHost]) originContext(host);
-  const origin = https.createServer({ SNICallback: (name, cb) => cb(null, originContext(name)), keepAliveTimeout: 10_000 }, (_req, res) => {
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
-    res.end('ok');
-  });
-  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
-  const originPort = (origin.address() as AddressInfo).port;
-
-  const hosts: Record<string, string> = {};
-  for (const host of [...interceptedHosts, ...premintedHosts, ...distantHosts, tunnelHost]) hosts[host] = '127.0.0.1';
-  const policyDir = join(dir, 'policies');
-  await mkdir(policyDir);
-  await writeFile(
-    join(policyDir, 'settings.yaml'),
-    stringify({
-      settings: {
-        timeZone: 'UTC',
-        accessLog: 'aggregate-only',
-        interception: { enabled: true, doNotInspect: [] },
-        tls: { caCert: certPath, caKey: keyPath, extraCaBundle: join(dir, 'origin-roots.pem'), certCacheSize: 1000 },
-        proxy: { clients: ['127.0.0.0/8'], egress: { allow: ['127.0.0.0/8'] }, connectPorts: [originPort], hosts },
-      },
-    }),
-  );
-  await writeFile(
-    join(policyDir, 'categories.yaml'),
-    stringify({ categories: { inspected: { description: 'Hosts with a method rule.', domains: ['inspect.test'] }, plain: { description: 'Tunnelled.', domains: ['tunnel.test'] } } }),
-  );
-  await writeFile(
-    join(policyDir, 'rules.yaml'),
-    stringify({
-      rules: [{ id: 'no-posts', description: 'No posting.', category: 'inspected', method: 'POST', path: '/groups/*', action: 'block', reason: 'Use the intranet.' }],
-      default: { description: 'Everything else is allowed.', action: 'allow' },
-    }),
-  );
-  const interceptor = deferredInterceptor();
-  const leeway = await createLeeway({ policies: policyDir, listen: '127.0.0.1:0', admin: false, interceptor });
-  const tls = await setupInterception(leeway.policy.settings, { logger: silentLogger() });
-  if (tls === undefined) throw new Error('interception not configured');
-  interceptor.set(tls.interceptor);
-  const { proxy } = await leeway.listen();
-  const trust = leewayCa.certPem + originCa.certPem;
-  const deadline = Date.now() + DEADLINE_MS;
+  const allHosts = [...interceptedHosts, ...premintedHosts, ...distantHosts, tunnelHost];
+  const children: ChildProcess[] = [];
   try {
-    // Warm-up: JIT, the tunnel path and one intercepted host.
-    for (let i = 0; i < 10; i++) await timedRequest(proxy.port, tunnelHost, originPort, trust);
-    await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust);
-    for (const host of premintedHosts) await tls.store.secureContextFor(host);
-    const mintedBefore = tls.store.minted;
-    const newHost: number[] = [];
-    const preminted: number[] = [];
-    const distantNew: number[] = [];
-    const distantCached: number[] = [];
-    const cached: number[] = [];
-    const tunnel: number[] = [];
-    const direct: number[] = [];
-    // Interleaved so drift in machine load hits all three alike.
-    for (let i = 1; i < Math.min(ROUNDS + 1, INTERCEPTED_HOSTS) && Date.now() < deadline; i++) {
-      newHost.push(await timedRequest(proxy.port, `h${i}.inspect.test`, originPort, trust));
-      preminted.push(await timedRequest(proxy.port, `p${i}.inspect.test`, originPort, trust));
-      distantNew.push(await timedRequest(proxy.port, `d${i}.inspect.test`, originPort, trust, CLIENT_RTT_MS));
-      distantCached.push(await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust, CLIENT_RTT_MS));
-      cached.push(await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust));
-      tunnel.push(await timedRequest(proxy.port, tunnelHost, originPort, trust));
-      direct.push(await timedDirect(tunnelHost, originPort, trust));
-    }
-    const t = median(tunnel);
-    const c = median(cached);
-    const n = median(newHost);
-    console.log(`through Leeway, new client connection each, ${tunnel.length} rounds (median / p90 ms):`);
-    console.log(`  (direct to the origin, no proxy  ${median(direct).toFixed(2)} / ${percentile(direct, 90).toFixed(2)}   for scale)`);
-    console.log(`  blind tunnel                      ${t.toFixed(2)} / ${percentile(tunnel, 90).toFixed(2)}   (baseline)`);
-    console.log(`  intercepted, cached host          ${c.toFixed(2)} / ${percentile(cached, 90).toFixed(2)}   ${(c / t).toFixed(2)}x tunnel   (target <= 1.3x)`);
-    console.log(`  intercepted, new host (mint)      ${n.toFixed(2)} / ${percentile(newHost, 90).toFixed(2)}   ${(n / t).toFixed(2)}x tunnel   (target <= 10 ms)`);
-    const p = median(preminted);
-    console.log(`  intercepted, new host, cert ready ${p.toFixed(2)} / ${percentile(preminted, 90).toFixed(2)}   ${(p / t).toFixed(2)}x tunnel   (new upstream connection, no mint)`);
-    const dn = median(distantNew);
-    const dc = median(distantCached);
-    console.log(`client ${CLIENT_RTT_MS} ms away (ClientHello sent ${CLIENT_RTT_MS} ms after the 200):`);
-    console.log(`  intercepted, cached host          ${dc.toFixed(2)} / ${percentile(distantCached, 90).toFixed(2)}   (baseline)`);
-    console.log(`  intercepted, new host (mint)      ${dn.toFixed(2)} / ${percentile(distantNew, 90).toFixed(2)}   +${(dn - dc).toFixed(2)} ms over cached (on loopback: +${(n - c).toFixed(2)} ms)`);
-    console.log(`  certificates minted while timed: ${tls.store.minted - mintedBefore}, cache entries: ${tls.store.size}`);
+    // The origin has one certificate per host, as real sites do; minted before it listens.
+    await writeFile(join(dir, 'origin.json'), JSON.stringify({ certPem: originCa.certPem, keyPem: originCa.keyPem, hosts: allHosts }));
+    const origin = spawnRole(['origin', join(dir, 'origin.json')], false);
+    children.push(origin);
+    const originPort = await reportedPort(origin);
+
+    const hosts: Record<string, string> = {};
+    for (const host of allHosts) hosts[host] = '127.0.0.1';
+    const policyDir = join(dir, 'policies');
+    await mkdir(policyDir);
+    await writeFile(
+      join(policyDir, 'settings.yaml'),
+      stringify({
+        settings: {
+          timeZone: 'UTC',
+          accessLog: 'aggregate-only',
+          interception: { enabled: true, doNotInspect: [] },
+          tls: { caCert: certPath, caKey: keyPath, extraCaBundle: join(dir, 'origin-roots.pem'), certCacheSize: 1000 },
+          proxy: { clients: ['127.0.0.0/8'], egress: { allow: ['127.0.0.0/8'] }, connectPorts: [originPort], hosts },
+        },
+      }),
+    );
+    await writeFile(
+      join(policyDir, 'categories.yaml'),
+      stringify({ categories: { inspected: { description: 'Hosts with a method rule.', domains: ['inspect.test'] }, plain: { description: 'Tunnelled.', domains: ['tunnel.test'] } } }),
+    );
+    await writeFile(
+      join(policyDir, 'rules.yaml'),
+      stringify({
+        rules: [{ id: 'no-posts', description: 'No posting.', category: 'inspected', method: 'POST', path: '/groups/*', action: 'block', reason: 'Use the intranet.' }],
+        default: { description: 'Everything else is allowed.', action: 'allow' },
+      }),
+    );
+    const from = leewayFrom();
+    const leeway = spawnRole(['proxy', policyDir, from], true);
+    children.push(leeway);
+    const proxy = { port: await reportedPort(leeway) };
+    await proxyRounds({ proxy, leeway, originPort, tunnelHost, premintedHosts, trust: leewayCa.certPem + originCa.certPem, from });
   } finally {
-    await leeway.close(500);
-    await new Promise<void>((resolve) => {
-      origin.closeAllConnections();
-      origin.close(() => resolve());
-    });
+    for (const child of children) {
+      child.disconnect();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 2_000);
+      if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
+      clearTimeout(timer);
+    }
   }
+}
+
+interface Rounds {
+  proxy: { port: number };
+  leeway: ChildProcess;
+  originPort: number;
+  tunnelHost: string;
+  premintedHosts: string[];
+  trust: string;
+  from: 'dist' | 'src';
+}
+
+async function proxyRounds({ proxy, leeway, originPort, tunnelHost, premintedHosts, trust, from }: Rounds): Promise<void> {
+  const deadline = Date.now() + DEADLINE_MS;
+  // Warm-up: JIT, the tunnel path and one intercepted host.
+  for (let i = 0; i < 10; i++) await timedRequest(proxy.port, tunnelHost, originPort, trust);
+  await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust);
+  await ask(leeway, { premint: premintedHosts });
+  const before = await ask<{ minted: number }>(leeway, { stats: true });
+  const newHost: number[] = [];
+  const preminted: number[] = [];
+  const distantNew: number[] = [];
+  const distantCached: number[] = [];
+  const cached: number[] = [];
+  const tunnel: number[] = [];
+  const direct: number[] = [];
+  // Interleaved so drift in machine load hits all three alike.
+  for (let i = 1; i < Math.min(ROUNDS + 1, INTERCEPTED_HOSTS) && Date.now() < deadline; i++) {
+    newHost.push(await timedRequest(proxy.port, `h${i}.inspect.test`, originPort, trust));
+    preminted.push(await timedRequest(proxy.port, `p${i}.inspect.test`, originPort, trust));
+    distantNew.push(await timedRequest(proxy.port, `d${i}.inspect.test`, originPort, trust, CLIENT_RTT_MS));
+    distantCached.push(await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust, CLIENT_RTT_MS));
+    cached.push(await timedRequest(proxy.port, 'h0.inspect.test', originPort, trust));
+    tunnel.push(await timedRequest(proxy.port, tunnelHost, originPort, trust));
+    direct.push(await timedDirect(tunnelHost, originPort, trust));
+  }
+  const t = median(tunnel);
+  const c = median(cached);
+  const n = median(newHost);
+  console.log(`through Leeway (own process on core 1, from ${from}/; client here, origin in a third process), new client connection each, ${tunnel.length} rounds (median / p90 ms):`);
+  console.log(`  (direct to the origin, no proxy  ${median(direct).toFixed(2)} / ${percentile(direct, 90).toFixed(2)}   for scale)`);
+  console.log(`  blind tunnel                      ${t.toFixed(2)} / ${percentile(tunnel, 90).toFixed(2)}   (baseline)`);
+  console.log(`  intercepted, cached host          ${c.toFixed(2)} / ${percentile(cached, 90).toFixed(2)}   ${(c / t).toFixed(2)}x tunnel   (target <= 1.3x)`);
+  console.log(`  intercepted, new host (mint)      ${n.toFixed(2)} / ${percentile(newHost, 90).toFixed(2)}   ${(n / t).toFixed(2)}x tunnel   (target <= 10 ms)`);
+  const p = median(preminted);
+  console.log(`  intercepted, new host, cert ready ${p.toFixed(2)} / ${percentile(preminted, 90).toFixed(2)}   ${(p / t).toFixed(2)}x tunnel   (new upstream connection, no mint)`);
+  const dn = median(distantNew);
+  const dc = median(distantCached);
+  console.log(`client ${CLIENT_RTT_MS} ms away (ClientHello sent ${CLIENT_RTT_MS} ms after the 200):`);
+  console.log(`  intercepted, cached host          ${dc.toFixed(2)} / ${percentile(distantCached, 90).toFixed(2)}   (baseline)`);
+  console.log(`  intercepted, new host (mint)      ${dn.toFixed(2)} / ${percentile(distantNew, 90).toFixed(2)}   +${(dn - dc).toFixed(2)} ms over cached (on loopback: +${(n - c).toFixed(2)} ms)`);
+  const after = await ask<{ minted: number; size: number }>(leeway, { stats: true });
+  console.log(`  certificates minted while timed: ${after.minted - before.minted}, cache entries: ${after.size}`);
 }
 
 export async function run(): Promise<void> {
