@@ -29,6 +29,7 @@ import type { Leeway } from '../src/proxy/leeway.js';
 import type { Accounting, RequestRecord } from '../src/proxy/account.js';
 import type { CompiledPolicy } from '../src/policy/types.js';
 import { NO_USAGE } from '../src/policy/types.js';
+import { median } from './lib/common.js';
 
 const ROUNDS = 8;
 const ROUND_SECONDS = 2;
@@ -117,10 +118,6 @@ async function round(proxyPort: number, originPort: number): Promise<Round> {
   return { requestsPerSecond: result.average, cpuMicrosPerRequest: (cpu.user + cpu.system) / result.total, requests: result.total };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-}
 
 export async function measureStage(policy: CompiledPolicy): Promise<{ perSecond: number; baseline: number }> {
   const usage = createUsageAccounting({

@@ -21,7 +21,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type * as LeewayModule from '../src/index.js';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 // @ts-expect-error autocannon ships no type declarations; the part used here is typed below.
 import autocannonUntyped from 'autocannon';
+import { distIsFresh, firstJsonLine, median, repoRoot } from './lib/common.js';
 
 interface CannonResult {
   readonly requests: { readonly average: number; readonly total: number };
@@ -42,8 +43,8 @@ interface CannonResult {
 }
 const autocannon = autocannonUntyped as (options: { url: string; connections: number; duration: number; requests: { method: string; path: string }[] }) => Promise<CannonResult>;
 
+// Children run this same file with --role (origin, core, naive).
 const here = fileURLToPath(import.meta.url);
-const repoRoot = join(here, '..', '..');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? '5');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '1');
 // BENCH_LOADS=1k,1m,tunnel picks the loads (all by default), for A/B runs while tuning.
@@ -101,17 +102,9 @@ async function naiveRole(): Promise<void> {
   console.log(JSON.stringify({ port: (server.address() as AddressInfo).port }));
 }
 
-/**
- * Run Leeway from the build (`npm run bench` builds first) when it is up to date: under tsx,
- * esbuild's keep-names helper wraps every closure the request path creates, a cost the shipped
- * code does not have. Falls back to the sources through tsx.
- */
+/** Run Leeway from the build when it is up to date (see distIsFresh), else from the sources through tsx. */
 function leewayEntry(name: 'cli' | 'index'): string[] {
-  const built = join(repoRoot, 'dist', `${name}.js`);
-  const source = join(repoRoot, 'src', 'proxy', 'pipeline.ts');
-  const builtPipeline = join(repoRoot, 'dist', 'proxy', 'pipeline.js');
-  const fresh = existsSync(built) && existsSync(builtPipeline) && statSync(builtPipeline).mtimeMs >= statSync(source).mtimeMs;
-  return fresh ? [built] : ['--import', 'tsx', join(repoRoot, 'src', `${name}.ts`)];
+  return distIsFresh([name, 'proxy/pipeline', 'proxy/forward']) ? [join(repoRoot, 'dist', `${name}.js`)] : ['--import', 'tsx', join(repoRoot, 'src', `${name}.ts`)];
 }
 
 /** Leeway's core alone (createLeeway, no accounting or metrics): what the pipeline itself costs. */
@@ -170,29 +163,6 @@ function spawnRole(args: string[], pin: boolean): ChildProcess {
   return spawn(command, full, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, LEEWAY_LOG_LEVEL: 'info' } });
 }
 
-function firstJsonLine(child: ChildProcess, match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    const timer = setTimeout(() => reject(new Error('child did not report its port in time')), 30_000);
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (text: string) => {
-      buffer += text;
-      for (const raw of buffer.split('\n').slice(0, -1)) {
-        try {
-          const line = JSON.parse(raw) as Record<string, unknown>;
-          if (match(line)) {
-            clearTimeout(timer);
-            return resolve(line);
-          }
-        } catch {
-          // not JSON: ignore
-        }
-      }
-      buffer = buffer.slice(buffer.lastIndexOf('\n') + 1);
-    });
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
-  });
-}
 
 async function cannon(target: Target, url: string, connections: number): Promise<CannonResult> {
   const base = target.port === undefined ? new URL(url).origin : `http://127.0.0.1:${target.port}`;
@@ -317,10 +287,6 @@ async function startSquid(dir: string, ports: { http: number; source: number }):
   return undefined;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
 
 export async function run(): Promise<void> {
   // The load generator is this process: all its threads join the origin on core 0.

@@ -8,41 +8,32 @@
  *     same request through a blind tunnel. Targets: new host <= 10 ms median; cached host <= 1.3x
  *     the blind tunnel.
  * Leeway runs in its own process pinned to core 1 (as in bench/forwarding.ts), the origin in a
- * third process (bench/tls-proxy.ts has both roles), the client here: a proxy's clients and
+ * third process (bench/lib/tls-proxy.ts has both roles), the client here: a proxy's clients and
  * origins are other machines, so its upstream handshake, started at the CONNECT, overlaps the
  * client's handshake, which it cannot when all three share one thread.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import forge from 'node-forge';
 import { stringify } from 'yaml';
 import { caFromPem, generateCa, writeCa, type LoadedCa } from '../src/tls/ca.js';
 import { CertificateStore } from '../src/tls/certificate-store.js';
 import { generateLeafKey, mintLeafCertificate } from '../src/tls/leaf-certificate.js';
+import { distIsFresh, firstJsonLine, median, percentile, repoRoot } from './lib/common.js';
 
 const INTERCEPTED_HOSTS = 150;
 const ROUNDS = 100;
 const DEADLINE_MS = 60_000;
 const CLIENT_RTT_MS = 2;
-const repoRoot = join(fileURLToPath(import.meta.url), '..', '..');
-const helper = join(repoRoot, 'bench', 'tls-proxy.ts');
+const helper = join(repoRoot, 'bench', 'lib', 'tls-proxy.ts');
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 function timeEach(count: number, fn: (i: number) => void): number[] {
   const times: number[] = [];
@@ -136,29 +127,13 @@ function timedRequest(proxyPort: number, host: string, port: number, ca: string,
   });
 }
 
-/** Start a role of bench/tls-proxy.ts with an IPC channel; the proxy pinned to core 1 as in bench/forwarding.ts. */
+/** Start a role of bench/lib/tls-proxy.ts with an IPC channel; the proxy pinned to core 1 as in bench/forwarding.ts. */
 function spawnRole(args: string[], pin: boolean): ChildProcess {
   const node = [process.execPath, '--import', 'tsx', helper, ...args];
   const [command, ...rest] = pin && existsSync('/usr/bin/taskset') ? ['/usr/bin/taskset', '-c', '1', ...node] : node;
   return spawn(command as string, rest, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
 }
 
-function reportedPort(child: ChildProcess): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let buffer = '';
-    const timer = setTimeout(() => reject(new Error('child did not report its port in time')), 30_000);
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (text: string) => {
-      buffer += text;
-      const match = /\{"port":(\d+)\}/.exec(buffer);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
-  });
-}
 
 function ask<T>(child: ChildProcess, message: unknown): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -171,17 +146,9 @@ function ask<T>(child: ChildProcess, message: unknown): Promise<T> {
   });
 }
 
-/**
- * Leeway from the build when it is newer than the sources it runs (see bench/forwarding.ts: tsx's
- * keep-names wrappers cost the request path), else from the sources through tsx.
- */
+/** Leeway from dist/ when the build is up to date (see distIsFresh), else from the sources. */
 function leewayFrom(): 'dist' | 'src' {
-  const files = ['index', 'proxy/pipeline', 'proxy/forward', 'tls/interception', 'tls/certificate-store', 'tls/leaf-certificate'];
-  const fresh = files.every((f) => {
-    const built = join(repoRoot, 'dist', `${f}.js`);
-    return existsSync(built) && statSync(built).mtimeMs >= statSync(join(repoRoot, 'src', `${f}.ts`)).mtimeMs;
-  });
-  return fresh ? 'dist' : 'src';
+  return distIsFresh(['index', 'proxy/pipeline', 'proxy/forward', 'tls/interception', 'tls/certificate-store', 'tls/leaf-certificate']) ? 'dist' : 'src';
 }
 
 async function proxyBench(dir: string): Promise<void> {
@@ -204,7 +171,7 @@ async function proxyBench(dir: string): Promise<void> {
     await writeFile(join(dir, 'origin.json'), JSON.stringify({ certPem: originCa.certPem, keyPem: originCa.keyPem, hosts: allHosts }));
     const origin = spawnRole(['origin', join(dir, 'origin.json')], false);
     children.push(origin);
-    const originPort = await reportedPort(origin);
+    const originPort = Number((await firstJsonLine(origin, (line) => typeof line.port === 'number')).port);
 
     const hosts: Record<string, string> = {};
     for (const host of allHosts) hosts[host] = '127.0.0.1';
@@ -236,7 +203,7 @@ async function proxyBench(dir: string): Promise<void> {
     const from = leewayFrom();
     const leeway = spawnRole(['proxy', policyDir, from], true);
     children.push(leeway);
-    const proxy = { port: await reportedPort(leeway) };
+    const proxy = { port: Number((await firstJsonLine(leeway, (line) => typeof line.port === 'number')).port) };
     await proxyRounds({ proxy, leeway, originPort, tunnelHost, premintedHosts, trust: leewayCa.certPem + originCa.certPem, from });
   } finally {
     for (const child of children) {

@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type * as LeewayModule from '../src/index.js';
-import type * as InterceptionModule from '../src/tls/interception.js';
-import { caFromPem } from '../src/tls/ca.js';
-import { generateLeafKey, mintLeafCertificate } from '../src/tls/leaf-certificate.js';
+import type * as LeewayModule from '../../src/index.js';
+import type * as InterceptionModule from '../../src/tls/interception.js';
+import { caFromPem } from '../../src/tls/ca.js';
+import { generateLeafKey, mintLeafCertificate } from '../../src/tls/leaf-certificate.js';
 
-const repoRoot = join(fileURLToPath(import.meta.url), '..', '..');
+const repoRoot = join(fileURLToPath(import.meta.url), '..', '..', '..');
 if (process.send === undefined) throw new Error('usage: started by bench/tls.ts with an IPC channel');
 const send = process.send.bind(process);
 
