@@ -84,6 +84,17 @@ describe('Htpasswd.verify', () => {
     expect(c.hashes[0]).not.toBe(bcryptB);
   });
 
+  it('spends the same one bcrypt compare on a {SHA} user, right or wrong, so timing does not tell known names', async () => {
+    const c = countingCompare();
+    const h = await Htpasswd.load(file, { compare: c.compare });
+    expect(await h.verify('sam', 'wrong')).toBe(false);
+    expect(await h.verify('sam', 'sam-pw')).toBe(true);
+    expect(await h.verify('mallory', 'sam-pw')).toBe(false);
+    expect(c.hashes).toHaveLength(3);
+    // The same dummy hash as for an unknown user: the same work.
+    expect(new Set(c.hashes).size).toBe(1);
+  });
+
   it('remembers a success without comparing again, and never a failure', async () => {
     const c = countingCompare();
     const h = await Htpasswd.load(file, { compare: c.compare });
