@@ -13,6 +13,11 @@ export interface PseudonymizerOptions {
   readonly timeZone: string;
   /** Milliseconds since the epoch; injectable for tests. */
   readonly clock?: () => number;
+  /**
+   * How long after a rotation yesterday's key is kept, only to recognise the person behind
+   * something handed out just before midnight (a Continue token: its lifetime). Default 10 minutes.
+   */
+  readonly graceMs?: number;
 }
 
 // 16 base64url chars = 96 bits: collisions are negligible for a company's headcount.
@@ -21,8 +26,12 @@ const PSEUDONYM_LENGTH = 16;
 export class Pseudonymizer {
   readonly #clock: () => number;
   readonly #dayFormat: Intl.DateTimeFormat;
+  readonly #graceMs: number;
   #key: Buffer;
   #day: string;
+  /** Yesterday's key until #formerUntil, then zeroed and dropped. */
+  #formerKey: Buffer | undefined;
+  #formerUntil = 0;
 
   constructor(o: PseudonymizerOptions) {
     try {
@@ -32,6 +41,7 @@ export class Pseudonymizer {
       throw new LeewayError('LEEWAY_ERR_CONFIG', `unknown time zone: ${o.timeZone}`, { timeZone: o.timeZone }, { cause });
     }
     this.#clock = o.clock ?? Date.now;
+    this.#graceMs = o.graceMs ?? 10 * 60_000;
     this.#day = this.#localDay();
     this.#key = randomBytes(32);
   }
@@ -44,7 +54,23 @@ export class Pseudonymizer {
 
   of(subject: string): Pseudonym {
     this.#rotateIfNeeded();
-    return createHmac('sha256', this.#key).update(subject, 'utf8').digest('base64url').slice(0, PSEUDONYM_LENGTH) as Pseudonym;
+    return hmac(this.#key, subject);
+  }
+
+  /**
+   * The subject's pseudonym of the day before, during the first minutes of a day only (graceMs),
+   * else undefined. It is for comparing with a value issued before midnight, never for storing:
+   * kept, it would link the two days.
+   */
+  formerOf(subject: string): Pseudonym | undefined {
+    this.#rotateIfNeeded();
+    const key = this.#formerKey;
+    if (key === undefined) return undefined;
+    if (this.#clock() >= this.#formerUntil) {
+      this.#dropFormer();
+      return undefined;
+    }
+    return hmac(key, subject);
   }
 
   #localDay(): string {
@@ -54,10 +80,26 @@ export class Pseudonymizer {
   #rotateIfNeeded(): void {
     const today = this.#localDay();
     if (today !== this.#day) {
-      // Overwrite the old key so it cannot be recovered from this object afterwards.
-      this.#key.fill(0);
+      this.#dropFormer();
+      // Kept for the grace period from the first use of the new day, then overwritten so it cannot
+      // be recovered from this object afterwards.
+      if (this.#graceMs > 0) {
+        this.#formerKey = this.#key;
+        this.#formerUntil = this.#clock() + this.#graceMs;
+      } else {
+        this.#key.fill(0);
+      }
       this.#key = randomBytes(32);
       this.#day = today;
     }
   }
+
+  #dropFormer(): void {
+    this.#formerKey?.fill(0);
+    this.#formerKey = undefined;
+  }
+}
+
+function hmac(key: Buffer, subject: string): Pseudonym {
+  return createHmac('sha256', key).update(subject, 'utf8').digest('base64url').slice(0, PSEUDONYM_LENGTH) as Pseudonym;
 }

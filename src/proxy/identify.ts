@@ -14,6 +14,11 @@ import type { Runtime } from './runtime.js';
 
 export interface Identity {
   readonly pseudonym: Pseudonym;
+  /**
+   * Yesterday's pseudonym of the same person, during the first minutes after local midnight
+   * only: to honour a Continue token issued just before. Never recorded anywhere.
+   */
+  readonly formerPseudonym?: Pseudonym | undefined;
   readonly group: string | undefined;
   readonly authenticated: boolean;
 }
@@ -56,6 +61,7 @@ export class Identifier {
     if (runtime.authRequired) return { ok: false, reason: 'auth-required' };
     const identity: Identity = {
       pseudonym: this.pseudonymizer.of(`ip:${clientIp}`),
+      formerPseudonym: this.pseudonymizer.formerOf(`ip:${clientIp}`),
       group: runtime.policy.groupFor({ clientIp }),
       authenticated: false,
     };
@@ -80,7 +86,8 @@ export class Identifier {
 
   #named(runtime: Runtime, user: string, clientIp: string): Identity {
     // The name is used for the group and the pseudonym here, then goes out of scope.
-    return { pseudonym: this.pseudonymizer.of(`user:${user}`), group: runtime.policy.groupFor({ user, clientIp }), authenticated: true };
+    const subject = `user:${user}`;
+    return { pseudonym: this.pseudonymizer.of(subject), formerPseudonym: this.pseudonymizer.formerOf(subject), group: runtime.policy.groupFor({ user, clientIp }), authenticated: true };
   }
 
   #digest(header: string): string {

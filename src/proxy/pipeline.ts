@@ -424,7 +424,11 @@ export class Pipeline {
   #continue(runtime: Runtime, req: IncomingMessage, res: ServerResponse, target: RequestTarget, identity: Identity, now: number): void {
     readContinueForm(req, target, (form) => {
       if (form === undefined) return this.#sendError(req, res, new LeewayError('LEEWAY_ERR_BAD_REQUEST', 'the Continue form could not be read'));
-      const redeemed = this.deps.tokens.redeem(form.token, { pseudonym: identity.pseudonym, host: target.host });
+      let redeemed = this.deps.tokens.redeem(form.token, { pseudonym: identity.pseudonym, host: target.host });
+      // Issued before local midnight, under the pseudonym of the day before: still this person's.
+      if (!redeemed.ok && redeemed.reason === 'wrong-person' && identity.formerPseudonym !== undefined) {
+        redeemed = this.deps.tokens.redeem(form.token, { pseudonym: identity.formerPseudonym, host: target.host });
+      }
       if (!redeemed.ok) {
         this.deps.logger.debug({ reason: redeemed.reason }, 'continue token refused');
         return this.#sendError(req, res, new LeewayError('LEEWAY_ERR_TOKEN_INVALID', 'this Continue link is not valid (expired, already used, or not yours)', { reason: redeemed.reason }));

@@ -171,3 +171,49 @@ describe('enforcement on plain HTTP', () => {
     expect(response).toMatch(/X-Leeway-Reason: block; rule=block-bad/);
   });
 });
+
+describe('a Continue token across local midnight', () => {
+  // The policy's zone is UTC: the clock starts ten seconds before midnight.
+  let now = Date.parse('2026-03-10T23:59:50Z');
+  let late: RunningLeeway;
+  beforeAll(async () => {
+    late = await startLeeway({ policies: policy.dir, clock: () => now });
+  });
+  afterAll(async () => {
+    await late.close();
+  });
+
+  it('is still honoured just after midnight, when the person has a new pseudonym', async () => {
+    const before = new ProxyAgent({ uri: late.proxyUrl, proxyTunnel: false });
+    const page = await get(`http://coach-b.test:${origin.port}/evening`, before);
+    await before.close();
+    expect(page.status).toBe(403);
+    now = Date.parse('2026-03-11T00:00:10Z');
+    // A new connection, so the person is identified again, under the new day's pseudonym.
+    const after = new ProxyAgent({ uri: late.proxyUrl, proxyTunnel: false });
+    try {
+      const answer = await postContinue('coach-b.test', tokenIn(page.body), after);
+      expect(answer.status).toBe(303);
+      // The acknowledgement is the new day's: the next request passes.
+      expect((await get(`http://coach-b.test:${origin.port}/evening`, after)).status).toBe(200);
+    } finally {
+      await after.close();
+    }
+  });
+
+  it('is refused to another person after midnight, and still the owner\'s', async () => {
+    now = Date.parse('2026-03-11T23:59:55Z');
+    const pageText = await rawExchange(late.port, `GET http://coach-d.test:${origin.port}/ HTTP/1.1\r\nHost: coach-d.test\r\nConnection: close\r\n\r\n`);
+    const body = new URLSearchParams({ token: tokenIn(pageText), choice: 'continue' }).toString();
+    now = Date.parse('2026-03-12T00:00:05Z');
+    const post = (localAddress: string) =>
+      rawExchange(
+        late.port,
+        `POST http://coach-d.test:${origin.port}/.leeway/continue HTTP/1.1\r\nHost: coach-d.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        { localAddress },
+      );
+    // Another client address is another person (the test policy identifies by network).
+    expect(statusOf(await post('127.0.0.2'))).toBe(403);
+    expect(statusOf(await post('127.0.0.1'))).toBe(303);
+  });
+});

@@ -79,3 +79,41 @@ describe('Pseudonymizer', () => {
     }
   });
 });
+
+describe('Pseudonymizer.formerOf', () => {
+  it('gives yesterday\'s pseudonym during the grace after midnight, then nothing', () => {
+    const { p, set } = withClock(at('2026-01-15T22:59:00Z'));
+    const yesterday = p.of('alice');
+    expect(p.formerOf('alice')).toBeUndefined();
+    // Paris midnight in winter is 23:00Z; the grace (10 minutes) starts with the first use of the new day.
+    set(at('2026-01-15T23:00:30Z'));
+    expect(p.of('alice')).not.toBe(yesterday);
+    expect(p.formerOf('alice')).toBe(yesterday);
+    expect(p.formerOf('bob')).not.toBe(yesterday);
+    set(at('2026-01-15T23:10:29Z'));
+    expect(p.formerOf('alice')).toBe(yesterday);
+    set(at('2026-01-15T23:10:31Z'));
+    expect(p.formerOf('alice')).toBeUndefined();
+    // Dropped for good: nothing comes back later that day.
+    set(at('2026-01-15T23:10:00Z'));
+    expect(p.formerOf('alice')).toBeUndefined();
+  });
+
+  it('forgets the day before yesterday at the next rotation', () => {
+    const { p, set } = withClock(at('2026-03-10T21:00:00Z'));
+    const first = p.of('alice');
+    set(at('2026-03-10T23:00:05Z'));
+    const second = p.of('alice');
+    expect(p.formerOf('alice')).toBe(first);
+    set(at('2026-03-11T23:00:05Z'));
+    expect(p.formerOf('alice')).toBe(second);
+  });
+
+  it('keeps nothing with graceMs 0', () => {
+    let now = at('2026-03-10T22:00:00Z');
+    const p = new Pseudonymizer({ timeZone: 'Europe/Paris', clock: () => now, graceMs: 0 });
+    p.of('alice');
+    now = at('2026-03-10T23:00:05Z');
+    expect(p.formerOf('alice')).toBeUndefined();
+  });
+});
