@@ -135,6 +135,8 @@ function lengthValue(value: string, previous: number): number {
 }
 
 function hasToken(list: string, token: string): boolean {
+  // The usual value is the token alone ("keep-alive", "close"): no split for it.
+  if (list.length === token.length) return list.toLowerCase() === token;
   for (const part of list.split(',')) if (part.trim().toLowerCase() === token) return true;
   return false;
 }
