@@ -427,8 +427,8 @@ class Exchange implements ConnectionOwner {
       }
       return this.#fail(new LeewayError('LEEWAY_ERR_UPSTREAM_RESET', 'the origin closed the connection mid-response', { host: this.host, nodeCode: nodeCode(error) }, { cause: error }));
     }
-    // A kept-alive connection the origin closed while it idled: once, on a new connection (RFC 9112 §9.3.1).
-    if (!this.#answered && !this.hasBody && connection.served > 0 && !this.#retried) {
+    // A connection the origin closed while it idled here (kept alive, or prewarmed): once, on a new one (RFC 9112 §9.3.1).
+    if (!this.#answered && !this.hasBody && connection.reused && !this.#retried) {
       this.#retried = true;
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       this.#timer = undefined;

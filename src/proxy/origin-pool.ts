@@ -36,8 +36,8 @@ export interface OriginAddress {
 
 export class UpstreamConnection {
   owner: ConnectionOwner | undefined;
-  /** Requests this connection carried to their end (a reused connection may have been closed by the origin meanwhile). */
-  served = 0;
+  /** Taken from the idle list: the origin may have closed it meanwhile (then a bodiless request is retried). */
+  reused = false;
   idleSince = 0;
   open = false;
   closed = false;
@@ -116,7 +116,10 @@ export class OriginPool {
       const now = Date.now();
       while (idle.length > 0) {
         const connection = idle.pop() as UpstreamConnection;
-        if (now - connection.idleSince < ORIGIN_IDLE_MS && !connection.socket.destroyed) return waiter(connection);
+        if (now - connection.idleSince < ORIGIN_IDLE_MS && !connection.socket.destroyed) {
+          connection.reused = true;
+          return waiter(connection);
+        }
         connection.destroy();
       }
       const warm = this.#warm;
@@ -132,7 +135,6 @@ export class OriginPool {
   /** Gives a connection back after a complete exchange; it is kept for the next request. */
   release(connection: UpstreamConnection): void {
     connection.owner = undefined;
-    connection.served++;
     if (this.#closed || connection.closed) return void connection.destroy();
     connection.idleSince = Date.now();
     this.#idle.push(connection);
@@ -207,7 +209,6 @@ export class OriginPool {
       socket.setKeepAlive(true, 60_000);
       if (claimed !== undefined) return claimed(connection);
       // Prewarmed and still unclaimed: it waits idle like any other.
-      connection.served = 0;
       connection.idleSince = Date.now();
       if (this.#closed) return void socket.destroy();
       this.#idle.push(connection);
