@@ -81,20 +81,17 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
     const value = text.slice(colon + 1, lineEnd).trim();
     rawHeaders.push(name, value);
     start = lineEnd + 2;
-    switch (name.length) {
-      case 10:
-        if (name.toLowerCase() === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
-        break;
-      case 14:
-        if (name.toLowerCase() === 'content-length') contentLength = lengthValue(value, contentLength);
-        break;
-      case 17:
-        if (name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-        break;
+    // Only three names matter for framing; the length and first letter rule out the rest without lower-casing.
+    const length = name.length;
+    if (length === 10 || length === 14 || length === 17) {
+      const first = name.charCodeAt(0) | 0x20;
+      if (length === 10 && first === 99 /* c */ && name.toLowerCase() === 'connection') connection = connection === undefined ? value : `${connection}, ${value}`;
+      else if (length === 14 && first === 99 && name.toLowerCase() === 'content-length') contentLength = lengthValue(value, contentLength);
+      else if (length === 17 && first === 116 /* t */ && name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     }
   }
-  const closes = connection !== undefined && hasToken(connection, 'close');
-  const keepAlive = minor === 1 ? !closes : connection !== undefined && hasToken(connection, 'keep-alive') && !closes;
+  const options = connection === undefined ? 0 : connectionOptions(connection);
+  const keepAlive = (options & CLOSE) === 0 && (minor === 1 || (options & KEEP_ALIVE) !== 0);
   const lengthOverridden = transferEncoding !== undefined && contentLength !== -1;
   // No body whatever the headers say (§6.3 rule 1); the connection stays usable.
   if (method === 'HEAD' || status < 200 || status === 204 || status === 304) {
@@ -134,11 +131,22 @@ function lengthValue(value: string, previous: number): number {
   return length;
 }
 
-function hasToken(list: string, token: string): boolean {
-  // The usual value is the token alone ("keep-alive", "close"): no split for it.
-  if (list.length === token.length) return list.toLowerCase() === token;
-  for (const part of list.split(',')) if (part.trim().toLowerCase() === token) return true;
-  return false;
+const CLOSE = 1;
+const KEEP_ALIVE = 2;
+
+/** The Connection options that matter here, as CLOSE | KEEP_ALIVE bits. */
+function connectionOptions(list: string): number {
+  const whole = list.toLowerCase();
+  // The usual value is one option alone: no split for it.
+  if (whole === 'keep-alive') return KEEP_ALIVE;
+  if (whole === 'close') return CLOSE;
+  let options = 0;
+  for (const part of whole.split(',')) {
+    const option = part.trim();
+    if (option === 'close') options |= CLOSE;
+    else if (option === 'keep-alive') options |= KEEP_ALIVE;
+  }
+  return options;
 }
 
 function lastCoding(list: string): string {
