@@ -128,6 +128,20 @@ describe('upstream client: reuse and retry', () => {
     expect(raw.seen.map((s) => `${s.head.split(' ')[1] ?? ''} ${s.connection}.${s.index}`)).toEqual(['/one 1.1', '/two 1.2', '/two 2.1']);
   });
 
+  it('closes an idle origin connection after 4 s, before the origin would (Node servers: 5 s)', async () => {
+    let closedByProxyAt = 0;
+    raw = await startRawOrigin((socket) => {
+      socket.once('end', () => (closedByProxyAt = Date.now()));
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+    expect(statusOf(await through(raw.port, '/idle'))).toBe(200);
+    const answeredAt = Date.now();
+    for (let i = 0; i < 60 && closedByProxyAt === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(closedByProxyAt).toBeGreaterThan(0);
+    expect(closedByProxyAt - answeredAt).toBeGreaterThanOrEqual(3_500);
+    expect(closedByProxyAt - answeredAt).toBeLessThan(5_000);
+  }, 10_000);
+
   it('does not retry a request with a body: the client gets a 502', async () => {
     raw = await startRawOrigin((socket, seen) => {
       if (seen.index > 1) return void socket.destroy();
