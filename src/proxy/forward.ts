@@ -165,6 +165,8 @@ class Exchange implements ConnectionOwner {
   #response: ResponseHead | undefined;
   #remaining = 0;
   #decoder: ChunkedDecoder | undefined;
+  /** A decoded chunk not yet written (see #hold). */
+  #held: Buffer | undefined;
   #timer: NodeJS.Timeout | undefined;
   #status = 0;
   #bytesIn = 0;
@@ -357,14 +359,20 @@ class Exchange implements ConnectionOwner {
       case 'chunked': {
         let end: number;
         try {
-          end = (this.#decoder as ChunkedDecoder).push(chunk, offset, this.#write);
+          end = (this.#decoder as ChunkedDecoder).push(chunk, offset, this.#hold);
         } catch (error) {
           if (error instanceof BadResponse) return this.#fail(badResponse(this.host, error.message));
           throw error;
         }
-        if (end === -1) return;
+        const held = this.#held;
+        this.#held = undefined;
+        if (end === -1) {
+          if (held !== undefined) this.#write(held);
+          return;
+        }
         if (end < chunk.length) this.#reusable = false;
-        return this.#complete(undefined);
+        // The last piece goes with the end: Node then sends it and the closing chunk in one write.
+        return this.#complete(held);
       }
       case 'close':
         return this.#write(offset === 0 ? chunk : chunk.subarray(offset));
@@ -374,6 +382,12 @@ class Exchange implements ConnectionOwner {
         return;
     }
   }
+
+  /** Keeps the latest decoded piece back, so the one that ends the body can go out with the end. */
+  readonly #hold = (piece: Buffer): void => {
+    if (this.#held !== undefined) this.#write(this.#held);
+    this.#held = piece;
+  };
 
   readonly #write = (piece: Buffer): void => {
     this.#bytesOut += piece.length;
