@@ -223,7 +223,8 @@ class Exchange implements ConnectionOwner {
 
   readonly #onRequestData = (chunk: Buffer): void => {
     const connection = this.#connection;
-    if (connection === undefined) return;
+    // An empty piece framed as a chunk would read as the body's end.
+    if (connection === undefined || chunk.length === 0) return;
     this.#bytesIn += chunk.length;
     // Waiting for the head counts from the last byte sent, as a long upload is no silent origin.
     this.#timer?.refresh();
