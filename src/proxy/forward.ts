@@ -16,8 +16,8 @@
  * - the origin is paused while too many bytes wait for a slow client;
  * - connect and response-head timeouts (504), socket errors mapped by upstream-errors.ts;
  * - a client that goes away closes its origin connection; a reused connection that fails before
- *   any response byte is retried once on a new one, for a request without a body (the origin
- *   may have closed it while it idled: RFC 9112 §9.3.1).
+ *   any response byte is retried once on a new one, for an idempotent request without a body
+ *   (the origin may have closed it while it idled: RFC 9112 §9.3.1).
  *
  * node:http Agents stay for WebSockets.
  */
@@ -145,6 +145,8 @@ export function forward(req: IncomingMessage, res: ServerResponse, target: Forwa
   const pool = options.agents.pool(target, options.secureContext, options.upstreamMs);
   new Exchange(req, res, target.host, pool, head, method, hasBody, chunked, options.upstreamMs, done).start();
 }
+
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 const enum Phase {
   Connecting,
@@ -442,8 +444,9 @@ class Exchange implements ConnectionOwner {
       }
       return this.#fail(new LeewayError('LEEWAY_ERR_UPSTREAM_RESET', 'the origin closed the connection mid-response', { host: this.host, nodeCode: nodeCode(error) }, { cause: error }));
     }
-    // A connection the origin closed while it idled here (kept alive, or prewarmed): once, on a new one (RFC 9112 §9.3.1).
-    if (!this.#answered && !this.hasBody && connection.reused && !this.#retried) {
+    // A connection the origin closed while it idled here (kept alive, or prewarmed): once, on a new
+    // one (RFC 9112 §9.3.1), and only an idempotent request, which a proxy alone may repeat (RFC 9110 §9.2.2).
+    if (!this.#answered && !this.hasBody && connection.reused && !this.#retried && IDEMPOTENT.has(this.method)) {
       this.#retried = true;
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       this.#timer = undefined;

@@ -154,6 +154,17 @@ describe('upstream client: reuse and retry', () => {
     expect(raw.connections()).toBe(1);
   });
 
+  it('does not retry a non-idempotent request even without a body (RFC 9110 §9.2.2)', async () => {
+    raw = await startRawOrigin((socket, seen) => {
+      if (seen.index > 1) return void socket.destroy();
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+    expect(statusOf(await through(raw.port, '/warm'))).toBe(200);
+    const post = await through(raw.port, '/post', { method: 'POST', extra: 'Content-Length: 0' });
+    expect(statusOf(post)).toBe(502);
+    expect(raw.connections()).toBe(1);
+  });
+
   it('does not reuse a connection after a response that ran on beyond its Content-Length, and cuts the extra bytes', async () => {
     raw = await startRawOrigin((socket) => {
       socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokGARBAGE');
