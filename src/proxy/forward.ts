@@ -1,22 +1,40 @@
 /**
- * The forward action: one request to the origin over a keep-alive pool, bodies streamed both
- * ways with backpressure, headers rewritten in one pass. The upstream client is undici's Pool
- * (one per origin) driven through its low-level dispatch handler: measured on the 1 KiB load,
- * node:http's ClientRequest/IncomingMessage/Agent machinery cost about a third more CPU per
- * request, and http-proxy more still (FIELD-NOTES). node:http Agents stay for WebSockets.
+ * The forward action: one request to the origin over a keep-alive connection, bodies streamed
+ * both ways with backpressure, headers rewritten in one pass.
+ *
+ * The upstream client is our own small HTTP/1.1 client (origin-pool.ts for connections,
+ * response-head.ts for parsing): on the 1 KiB load, undici's Pool spent most of the proxy's
+ * own upstream CPU on what a proxy does not need (Request objects and header validation for
+ * headers Node's parser had already checked, llhttp in WebAssembly, its handler layers), and
+ * node:http's ClientRequest/Agent cost more still. What it does, per request:
+ *
+ * - the request head is one string written once; a body follows as it comes (Content-Length as
+ *   sent, else chunked), paused while the origin does not read;
+ * - the response head is parsed strictly (a bad one is a 502 naming the problem), 1xx interim
+ *   answers are skipped, the body is framed by Content-Length, chunked (decoded here, framed
+ *   again by Node for the client) or the connection's close, none for HEAD, 204 and 304;
+ * - the origin is paused while too many bytes wait for a slow client;
+ * - connect and response-head timeouts (504), socket errors mapped by upstream-errors.ts;
+ * - a client that goes away closes its origin connection; a reused connection that fails before
+ *   any response byte is retried once on a new one, for an idempotent request without a body
+ *   (the origin may have closed it while it idled: RFC 9112 §9.3.1).
+ *
+ * node:http Agents stay for WebSockets.
  */
 import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
-import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { Pool, buildConnector } from 'undici';
-import type { Dispatcher } from 'undici';
 import { LeewayError } from '../errors.js';
-import { announcesBody, forwardHeaders } from './headers.js';
+import { announcesBody, forwardHeaders, rawHeader } from './headers.js';
 import type { Destination } from './egress.js';
 import { upstreamError } from './upstream-errors.js';
+import { ORIGIN_IDLE_MS, OriginPool } from './origin-pool.js';
+import type { ConnectionOwner, UpstreamConnection } from './origin-pool.js';
+import { BadResponse, ChunkedDecoder, MAX_HEAD_BYTES, headEnd, parseResponseHead } from './response-head.js';
+import type { ResponseHead } from './response-head.js';
+
+export { OriginPool } from './origin-pool.js';
 
 export interface OriginAgents {
   readonly http: http.Agent;
@@ -27,8 +45,6 @@ export interface OriginAgents {
   destroy(): void;
 }
 
-// Below Node's default server keepAliveTimeout (5 s) so we drop an idle socket before the origin does.
-const ORIGIN_IDLE_MS = 4_000;
 // Response bytes allowed to wait for a slow client before the origin is paused.
 const PENDING_LIMIT = 256 * 1024;
 // Pools kept for origins seen recently; the oldest is closed beyond this (a pool holds no socket once idle).
@@ -63,17 +79,14 @@ export function createOriginAgents(): OriginAgents {
         contextId = contextIds.get(secureContext) ?? 0;
         if (contextId === 0) contextIds.set(secureContext, (contextId = nextContextId++));
       }
-      // The host is part of the key: undici takes the TLS server name from the Host header and
-      // would reconnect whenever it changed on a shared https connection.
+      // The host is part of the key: it is the TLS server name of the pool's https connections.
       const key = `${target.scheme} ${target.host} ${target.port} ${target.destination.address} ${contextId}`;
       let pool = pools.get(key);
       if (pool === undefined) {
-        const address = target.destination.family === 6 ? `[${target.destination.address}]` : target.destination.address;
-        pool = new OriginPool(`${target.scheme}://${address}:${target.port}`, secure ? secureContext : undefined, connectMs);
+        pool = new OriginPool({ secure, address: target.destination.address, port: target.port, host: target.host, secureContext: secure ? secureContext : undefined, connectMs });
         if (pools.size >= MAX_POOLS) {
           const oldest = pools.keys().next().value as string;
-          pools.get(oldest)?.dropPrewarmed();
-          void pools.get(oldest)?.dispatcher.close().catch(() => undefined);
+          pools.get(oldest)?.close(false);
           pools.delete(oldest);
         }
         pools.set(key, pool);
@@ -83,142 +96,11 @@ export function createOriginAgents(): OriginAgents {
     destroy() {
       httpAgent.destroy();
       for (const agent of all) agent.destroy();
-      for (const pool of pools.values()) {
-        pool.dropPrewarmed();
-        void pool.dispatcher.destroy().catch(() => undefined);
-      }
+      for (const pool of pools.values()) pool.close(true);
       pools.clear();
     },
   };
 }
-
-/**
- * An undici Pool toward one origin, and how many exchanges wait for a connection in it.
- * undici answers an aborted in-flight request (a client gone mid-upload or mid-download) by
- * closing that socket and opening a new one for the dead request, which then idles in the pool:
- * the connector refuses to connect when no exchange is waiting, which ends that quietly.
- *
- * prewarm() opens one connection before any request (issue 4: an intercepted new host's origin
- * handshake overlaps the client's). undici has no call that opens a connection without a
- * request, so the socket is opened with the very connector undici uses (same verification and
- * trust), and the pool's first connect adopts it (or waits for it while it is still connecting).
- */
-export class OriginPool {
-  readonly dispatcher: Pool;
-  /** Exchanges dispatched and not yet on a socket (nor failed). */
-  waiting = 0;
-  /** Connections opened by prewarm() (counted for tests and diagnostics). */
-  prewarmed = 0;
-  readonly #connectTo: buildConnector.connector;
-  readonly #url: URL;
-  #warm: Prewarmed | undefined;
-
-  constructor(origin: string, secureContext: SecureContext | undefined, connectMs: number) {
-    // Certificates are always verified (rejectUnauthorized stays true); secureContext adds the extra roots.
-    const connectTo = buildConnector(secureContext === undefined ? { timeout: connectMs } : { timeout: connectMs, secureContext });
-    this.#connectTo = connectTo;
-    this.#url = new URL(origin);
-    this.dispatcher = new Pool(origin, {
-      pipelining: 1,
-      keepAliveTimeout: ORIGIN_IDLE_MS,
-      keepAliveMaxTimeout: ORIGIN_IDLE_MS,
-      // headersTimeout is set on each dispatch; a body may take as long as it takes (as before).
-      bodyTimeout: 0,
-      connect: (options, callback) => {
-        if (this.waiting === 0) {
-          callback(Object.assign(new Error('no request is waiting for this connection'), { code: 'LEEWAY_NO_WAITER' }), null);
-          return;
-        }
-        const warm = this.#warm;
-        // Adopted only for the same TLS server name (undici passes '' or null for an IP literal).
-        if (warm !== undefined && warm.servername === (options.servername ?? '')) {
-          if (warm.socket === undefined) {
-            warm.waiter = callback;
-            return;
-          }
-          this.#takeWarm(warm);
-          const socket = warm.socket;
-          if (!socket.destroyed) {
-            // Never synchronously: undici ignores a resume from inside its own connect call.
-            process.nextTick(() => callback(null, socket));
-            return;
-          }
-        }
-        connectTo(options, callback);
-      },
-    });
-  }
-
-  /** Opens one connection for a first request to come, unless one is open, opening or idle here. */
-  prewarm(host: string): void {
-    if (this.#url.protocol !== 'https:' || this.#warm !== undefined) return;
-    const stats = this.dispatcher.stats;
-    if (stats.connected > 0 || stats.pending > 0 || stats.running > 0) return;
-    // As undici computes it from the Host header: the name, or '' for an IP literal.
-    const servername = isIP(host) === 0 ? host.toLowerCase() : '';
-    const warm: Prewarmed = { servername, socket: undefined, waiter: undefined, timer: undefined };
-    this.#warm = warm;
-    this.prewarmed++;
-    const url = this.#url;
-    this.#connectTo(
-      { hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname, host: url.host, protocol: url.protocol, port: url.port, servername, localAddress: null, httpSocket: undefined },
-      (error, socket) => {
-        const waiter = warm.waiter;
-        if (waiter !== undefined) {
-          // A request came while this connection was being opened: it is the request's now.
-          this.#takeWarm(warm);
-          if (error === null) waiter(null, socket);
-          else waiter(error, null);
-          return;
-        }
-        if (this.#warm !== warm || error !== null) {
-          if (this.#warm === warm) this.#warm = undefined;
-          socket?.destroy();
-          return;
-        }
-        const opened = socket as Socket;
-        warm.socket = opened;
-        // An idle socket must not take the process down on a reset; undici listens once it adopts it.
-        opened.on('error', ignore);
-        opened.once('close', () => {
-          if (this.#warm === warm) this.#takeWarm(warm);
-        });
-        // Unused, it is closed like any idle origin connection.
-        warm.timer = setTimeout(() => {
-          if (this.#warm !== warm) return;
-          this.#takeWarm(warm);
-          opened.destroy();
-        }, ORIGIN_IDLE_MS);
-        warm.timer.unref();
-      },
-    );
-  }
-
-  /** Closes a prewarmed connection nobody took (pool evicted or proxy closing). */
-  dropPrewarmed(): void {
-    const warm = this.#warm;
-    if (warm === undefined) return;
-    this.#takeWarm(warm);
-    warm.socket?.destroy();
-  }
-
-  #takeWarm(warm: Prewarmed): void {
-    if (this.#warm === warm) this.#warm = undefined;
-    if (warm.timer !== undefined) clearTimeout(warm.timer);
-    warm.socket?.off('error', ignore);
-  }
-}
-
-interface Prewarmed {
-  readonly servername: string;
-  /** Undefined while connecting. */
-  socket: Socket | undefined;
-  /** undici's connect callback when a request came before the connection was open. */
-  waiter: buildConnector.Callback | undefined;
-  timer: NodeJS.Timeout | undefined;
-}
-
-function ignore(): void {}
 
 export interface ForwardTarget {
   readonly scheme: 'http' | 'https';
@@ -251,138 +133,390 @@ export interface ForwardOptions {
 
 export function forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, options: ForwardOptions, done: (outcome: ForwardOutcome) => void): void {
   const raw = req.rawHeaders;
-  // undici frames the body itself (chunked when no Content-Length), so Transfer-Encoding is not passed on.
+  const method = req.method ?? 'GET';
+  // Node has decoded a chunked request body; it is framed again here, so Transfer-Encoding is not passed on.
   const headers = forwardHeaders(raw, { keepTransferEncoding: false, dropExpect: true, drop: options.dropHeader, host: hostHeader(target) });
+  const hasBody = announcesBody(raw);
+  const chunked = hasBody && rawHeader(raw, 'content-length') === undefined;
+  // Header names and values come from Node's parser (no CR, LF or NUL), the path from parseAbsoluteTarget: nothing can be injected.
+  let head = `${method} ${target.path} HTTP/1.1\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
+  head += chunked ? 'Transfer-Encoding: chunked\r\n\r\n' : '\r\n';
   const pool = options.agents.pool(target, options.secureContext, options.upstreamMs);
-  const exchange = new Exchange(req, res, target.host, pool, done);
-  pool.waiting++;
-  pool.dispatcher.dispatch(
-    {
-      path: target.path,
-      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers,
-      body: announcesBody(raw) ? req : null,
-      headersTimeout: options.upstreamMs,
-      // A proxy passes requests on as they come; retrying is the client's choice.
-      idempotent: false,
-    },
-    exchange,
-  );
+  new Exchange(req, res, target.host, pool, head, method, hasBody, chunked, options.upstreamMs, done).start();
+}
+
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+const enum Phase {
+  Connecting,
+  Head,
+  Body,
+  Done,
 }
 
 /**
- * One request/response through the pool, as undici's dispatch handler (the callback form that
- * undici calls natively, without its header-object wrapper). A class rather than closures: one
- * allocation per request.
+ * One request and its response over one origin connection. A class rather than closures: one
+ * allocation per request, and the connection calls it back through ConnectionOwner.
  */
-class Exchange implements Dispatcher.DispatchHandler {
-  #abort: ((error?: Error) => void) | undefined;
-  #resume: (() => void) | undefined;
+class Exchange implements ConnectionOwner {
+  #connection: UpstreamConnection | undefined;
+  #phase = Phase.Connecting;
+  /** Response head bytes received so far when they came in pieces. */
+  #partial: Buffer | undefined;
+  #response: ResponseHead | undefined;
+  #remaining = 0;
+  #decoder: ChunkedDecoder | undefined;
+  /** A decoded chunk not yet written (see #hold). */
+  #held: Buffer | undefined;
+  #timer: NodeJS.Timeout | undefined;
   #status = 0;
   #bytesIn = 0;
   #bytesOut = 0;
   #finished = false;
-  #waiting = true;
+  #retried = false;
+  #uploading = false;
+  /** The request body has been written whole (true at once without a body). */
+  #sent: boolean;
+  /** False once the origin sent bytes beyond the response: the connection then closes. */
+  #reusable = true;
+  #answered = false;
 
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly host: string,
     private readonly pool: OriginPool,
+    private readonly head: string,
+    private readonly method: string,
+    private readonly hasBody: boolean,
+    private readonly chunked: boolean,
+    private readonly upstreamMs: number,
     private readonly done: (outcome: ForwardOutcome) => void,
   ) {
+    this.#sent = !hasBody;
     res.on('close', this.#onClientClose);
   }
 
-  onConnect(abort: (error?: Error) => void): void {
-    this.#abort = abort;
-    this.#placed();
-    // The client left while this request waited for a connection: do not send it.
-    if (this.#finished) abort(new LeewayError('LEEWAY_ERR_UPSTREAM_RESET', 'the client went away', { host: this.host }));
+  start(): void {
+    this.pool.acquire(this.#onConnection, this.#retried);
   }
 
-  #placed(): void {
-    if (!this.#waiting) return;
-    this.#waiting = false;
-    this.pool.waiting--;
-  }
+  // ---- request ----------------------------------------------------------------------------------
 
-  // undici passes the chunk itself (its typings still say a size).
-  onBodySent(chunk: unknown): void {
-    if (typeof chunk === 'string') this.#bytesIn += Buffer.byteLength(chunk);
-    else if (chunk instanceof Uint8Array) this.#bytesIn += chunk.length;
-  }
+  readonly #onConnection = (connection: UpstreamConnection | Error): void => {
+    if (connection instanceof Error) {
+      if (!this.#finished) this.#fail(upstreamError(connection, this.host));
+      return;
+    }
+    // The client left while the connection was opening: it serves the next request instead.
+    if (this.#finished) return this.pool.release(connection);
+    connection.owner = this;
+    this.#connection = connection;
+    this.#phase = Phase.Head;
+    connection.socket.write(this.head, 'latin1');
+    this.#timer = setTimeout(this.#onTimeout, this.upstreamMs);
+    if (this.hasBody && !this.#uploading) {
+      this.#uploading = true;
+      this.req.on('data', this.#onRequestData);
+      this.req.on('end', this.#onRequestEnd);
+    }
+  };
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    this.#status = statusCode;
-    this.#resume = resume;
-    const names: string[] = new Array<string>(rawHeaders.length);
-    for (let i = 0; i < rawHeaders.length; i++) names[i] = (rawHeaders[i] as Buffer).toString('latin1');
-    const req = this.req;
-    const res = this.res;
-    res.writeHead(statusCode, statusText, forwardHeaders(names, { keepTransferEncoding: req.httpVersionMajor >= 1 && req.httpVersionMinor >= 1 }));
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    this.#bytesOut += chunk.length;
-    // write() says false for any chunk above the socket's 16 KiB mark, even one the kernel takes
-    // at once; pausing then costs a stop and restart of the origin read per chunk. Pause only
-    // when bytes really wait (a bounded amount: what one read brought, plus the limit).
-    if (this.res.write(chunk) || this.res.writableLength <= PENDING_LIMIT) return true;
-    // Backpressure: undici stops reading the origin until the client drains.
-    this.res.once('drain', this.#onDrain);
-    return false;
-  }
-
-  onComplete(): void {
-    this.res.end();
-    this.#finish(undefined, false);
-  }
-
-  onError(error: Error): void {
-    this.#placed();
-    const mapped = mapUndiciError(error, this.host);
-    if (this.res.headersSent) {
-      // Reset mid-response: the client must see a truncated message, never a silently short one.
-      this.res.destroy();
-      this.#finish(mapped, true);
+  readonly #onRequestData = (chunk: Buffer): void => {
+    const connection = this.#connection;
+    // An empty piece framed as a chunk would read as the body's end.
+    if (connection === undefined || chunk.length === 0) return;
+    this.#bytesIn += chunk.length;
+    // Waiting for the head counts from the last byte sent, as a long upload is no silent origin.
+    this.#timer?.refresh();
+    const socket = connection.socket;
+    let flowing: boolean;
+    if (this.chunked) {
+      socket.cork();
+      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      flowing = socket.write('\r\n', 'latin1');
+      socket.uncork();
     } else {
-      this.#finish(mapped, false);
+      flowing = socket.write(chunk);
+    }
+    if (!flowing) {
+      // Backpressure: stop reading the client until the origin takes what waits.
+      this.req.pause();
+      socket.once('drain', this.#onOriginDrain);
+    }
+  };
+
+  readonly #onOriginDrain = (): void => {
+    if (this.#connection !== undefined) this.req.resume();
+  };
+
+  readonly #onRequestEnd = (): void => {
+    const connection = this.#connection;
+    if (connection === undefined) return;
+    if (this.chunked) connection.socket.write('0\r\n\r\n', 'latin1');
+    this.#sent = true;
+    this.#stopUpload(false);
+    this.#timer?.refresh();
+  };
+
+  /** Stops forwarding the request body; `drain` reads the rest and drops it, so the client connection stays usable. */
+  #stopUpload(drain: boolean): void {
+    if (!this.#uploading) return;
+    this.#uploading = false;
+    this.req.off('data', this.#onRequestData);
+    this.req.off('end', this.#onRequestEnd);
+    if (drain) this.req.resume();
+  }
+
+  // ---- response ---------------------------------------------------------------------------------
+
+  onData(chunk: Buffer): void {
+    this.#answered = true;
+    if (this.#phase === Phase.Body) return this.#body(chunk, 0);
+    if (this.#phase !== Phase.Head) return;
+    let buffer = chunk;
+    let from = 0;
+    if (this.#partial !== undefined) {
+      from = this.#partial.length;
+      buffer = Buffer.concat([this.#partial, chunk]);
+      this.#partial = undefined;
+    }
+    for (;;) {
+      const end = headEnd(buffer, from);
+      if (end === -1 || end > MAX_HEAD_BYTES) {
+        if (buffer.length > MAX_HEAD_BYTES) return this.#fail(badResponse(this.host, `its head is larger than ${MAX_HEAD_BYTES / 1024} KiB`));
+        this.#partial = buffer;
+        return;
+      }
+      let response: ResponseHead;
+      try {
+        response = parseResponseHead(buffer.toString('latin1', 0, end), this.method);
+      } catch (error) {
+        if (error instanceof BadResponse) return this.#fail(badResponse(this.host, error.message));
+        throw error;
+      }
+      if (response.status >= 200) return this.#respond(response, buffer, end);
+      // 101 only answers an Upgrade, which this path never forwards.
+      if (response.status === 101) return this.#fail(badResponse(this.host, 'it switched protocols unasked'));
+      // An interim 1xx: the final answer follows on the same connection (RFC 9110 §15.2).
+      if (end === buffer.length) return;
+      buffer = buffer.subarray(end);
+      from = 0;
     }
   }
 
-  readonly #onDrain = (): void => {
-    this.#resume?.();
+  #respond(response: ResponseHead, buffer: Buffer, end: number): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#response = response;
+    this.#status = response.status;
+    const req = this.req;
+    let headers = forwardHeaders(response.rawHeaders, { keepTransferEncoding: req.httpVersionMajor >= 1 && req.httpVersionMinor >= 1 });
+    if (response.lengthOverridden) headers = withoutContentLength(headers);
+    try {
+      if (response.statusText === '') this.res.writeHead(response.status, headers);
+      else this.res.writeHead(response.status, response.statusText, headers);
+    } catch (error) {
+      // Node refuses characters a header may not carry: the origin's answer cannot be passed on.
+      const code = (error as { code?: unknown }).code;
+      return this.#fail(badResponse(this.host, code === 'ERR_INVALID_CHAR' ? 'a header value holds a forbidden character' : 'a header cannot be passed on'));
+    }
+    this.#phase = Phase.Body;
+    switch (response.framing) {
+      case 'none':
+        if (end < buffer.length) this.#reusable = false;
+        return this.#complete(undefined);
+      case 'length':
+        this.#remaining = response.contentLength;
+        if (response.contentLength === 0) {
+          if (end < buffer.length) this.#reusable = false;
+          return this.#complete(undefined);
+        }
+        break;
+      case 'chunked':
+        this.#decoder = new ChunkedDecoder();
+        break;
+      case 'close':
+        break;
+    }
+    if (end < buffer.length) this.#body(buffer, end);
+  }
+
+  #body(chunk: Buffer, offset: number): void {
+    const response = this.#response as ResponseHead;
+    switch (response.framing) {
+      case 'length': {
+        const available = chunk.length - offset;
+        const piece = offset === 0 ? chunk : chunk.subarray(offset);
+        if (available < this.#remaining) {
+          this.#remaining -= available;
+          return this.#write(piece);
+        }
+        if (available > this.#remaining) this.#reusable = false;
+        const last = available === this.#remaining ? piece : piece.subarray(0, this.#remaining);
+        this.#remaining = 0;
+        return this.#complete(last);
+      }
+      case 'chunked': {
+        let end: number;
+        try {
+          end = (this.#decoder as ChunkedDecoder).push(chunk, offset, this.#hold);
+        } catch (error) {
+          if (error instanceof BadResponse) return this.#fail(badResponse(this.host, error.message));
+          throw error;
+        }
+        const held = this.#held;
+        this.#held = undefined;
+        if (end === -1) {
+          if (held !== undefined) this.#write(held);
+          return;
+        }
+        if (end < chunk.length) this.#reusable = false;
+        // The last piece goes with the end: Node then sends it and the closing chunk in one write.
+        return this.#complete(held);
+      }
+      case 'close':
+        return this.#write(offset === 0 ? chunk : chunk.subarray(offset));
+      case 'none':
+        // Bytes after a bodiless response: the connection is out of step and is closed.
+        this.#reusable = false;
+        return;
+    }
+  }
+
+  /** Keeps the latest decoded piece back, so the one that ends the body can go out with the end. */
+  readonly #hold = (piece: Buffer): void => {
+    if (this.#held !== undefined) this.#write(this.#held);
+    this.#held = piece;
   };
+
+  readonly #write = (piece: Buffer): void => {
+    this.#bytesOut += piece.length;
+    // write() says false for any chunk above the socket's 16 KiB mark, even one the kernel takes
+    // at once; pausing then costs a stop and restart of the origin read per chunk. Pause only
+    // when bytes really wait (a bounded amount: what one read brought, plus the limit).
+    if (this.res.write(piece) || this.res.writableLength <= PENDING_LIMIT) return;
+    this.#connection?.socket.pause();
+    this.res.once('drain', this.#onClientDrain);
+  };
+
+  readonly #onClientDrain = (): void => {
+    this.#connection?.socket.resume();
+  };
+
+  /** The response is whole: end it for the client and give the connection back (or close it). */
+  #complete(last: Buffer | undefined): void {
+    this.#phase = Phase.Done;
+    if (last === undefined) {
+      this.res.end();
+    } else {
+      this.#bytesOut += last.length;
+      // One write for the head and a body that came whole (Node sends them together).
+      this.res.end(last);
+    }
+    const connection = this.#connection as UpstreamConnection;
+    this.#connection = undefined;
+    connection.owner = undefined;
+    if (this.#reusable && this.#sent && (this.#response as ResponseHead).keepAlive) {
+      this.pool.release(connection);
+    } else {
+      // The origin answered before the whole upload: what it did not read cannot be left on a reused connection.
+      this.#stopUpload(true);
+      connection.destroy();
+    }
+    this.#finish(undefined, false);
+  }
+
+  // ---- failures ---------------------------------------------------------------------------------
+
+  onClose(error: Error | undefined): void {
+    const connection = this.#connection as UpstreamConnection;
+    this.#connection = undefined;
+    if (this.#finished) return;
+    if (this.#phase === Phase.Body) {
+      // Close-delimited: the close is the end (unless it came with an error: then it is cut short).
+      if ((this.#response as ResponseHead).framing === 'close' && error === undefined) {
+        this.#phase = Phase.Done;
+        this.res.end();
+        return this.#finish(undefined, false);
+      }
+      return this.#fail(new LeewayError('LEEWAY_ERR_UPSTREAM_RESET', 'the origin closed the connection mid-response', { host: this.host, nodeCode: nodeCode(error) }, { cause: error }));
+    }
+    // A connection the origin closed while it idled here (kept alive, or prewarmed): once, on a new
+    // one (RFC 9112 §9.3.1), and only an idempotent request, which a proxy alone may repeat (RFC 9110 §9.2.2).
+    if (!this.#answered && !this.hasBody && connection.reused && !this.#retried && IDEMPOTENT.has(this.method)) {
+      this.#retried = true;
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#phase = Phase.Connecting;
+      return this.start();
+    }
+    this.#fail(error === undefined ? new LeewayError('LEEWAY_ERR_UPSTREAM_RESET', 'the origin closed the connection', { host: this.host }) : upstreamError(error, this.host));
+  }
+
+  readonly #onTimeout = (): void => {
+    this.#timer = undefined;
+    this.#fail(new LeewayError('LEEWAY_ERR_UPSTREAM_TIMEOUT', 'the origin did not answer in time', { host: this.host }));
+  };
+
+  #fail(error: LeewayError): void {
+    if (this.#finished) return;
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection !== undefined) {
+      connection.owner = undefined;
+      connection.destroy();
+    }
+    this.#stopUpload(true);
+    if (this.res.headersSent) {
+      // Cut mid-response: the client must see a truncated message, never a silently short one.
+      this.res.destroy();
+      this.#finish(error, true);
+    } else {
+      this.#finish(error, false);
+    }
+  }
 
   readonly #onClientClose = (): void => {
     // The client went away (abort mid-upload or mid-download): release the origin socket too.
     if (this.res.writableFinished || this.#finished) return;
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection !== undefined) {
+      connection.owner = undefined;
+      connection.destroy();
+    }
+    this.#stopUpload(false);
     this.#finish(undefined, true);
-    this.#abort?.(new LeewayError('LEEWAY_ERR_UPSTREAM_RESET', 'the client went away', { host: this.host }));
   };
 
   #finish(error: LeewayError | undefined, aborted: boolean): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.done({ status: this.#status, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, error, aborted });
   }
 }
 
-/** undici's own error codes, in the terms of the proxy's error table; socket errors keep their Node code. */
-function mapUndiciError(error: Error, host: string): LeewayError {
-  const code = (error as { code?: unknown }).code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return new LeewayError('LEEWAY_ERR_UPSTREAM_TIMEOUT', 'the origin did not answer in time', { host }, { cause: error });
+function badResponse(host: string, why: string): LeewayError {
+  return new LeewayError('LEEWAY_ERR_UPSTREAM', `the origin sent a malformed response: ${why}`, { host, nodeCode: 'LEEWAY_BAD_RESPONSE' });
+}
+
+function nodeCode(error: Error | undefined): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function withoutContentLength(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (name.length !== 14 || name.toLowerCase() !== 'content-length') out.push(name, headers[i + 1] as string);
   }
-  if (code === 'UND_ERR_SOCKET') {
-    // "other side closed": the origin dropped the connection; its Node code, when any, is on the cause.
-    const cause = (error as { cause?: unknown }).cause;
-    if (cause !== undefined && typeof (cause as { code?: unknown }).code === 'string') return upstreamError(cause, host);
-    return new LeewayError('LEEWAY_ERR_UPSTREAM_RESET', 'the origin closed the connection', { host, nodeCode: String(code) }, { cause: error });
-  }
-  return upstreamError(error, host);
+  return out;
 }
 
 export function hostHeader(target: { scheme: 'http' | 'https'; host: string; port: number }): string {

@@ -45,7 +45,7 @@ export interface RewriteOptions {
   readonly keepUpgrade?: boolean;
   /**
    * Drop Expect: the server side already answered `100-continue` to the client, and the
-   * upstream client (undici) refuses to send it.
+   * upstream client sends the body at once rather than wait for the origin's 100.
    */
   readonly dropExpect?: boolean;
 }
