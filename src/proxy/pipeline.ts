@@ -68,7 +68,11 @@ interface Visit {
 }
 
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Browsers send their ClientHello at once; a client that speaks second waits this long before its tunnel opens. */
+/**
+ * Browsers send their ClientHello at once; a client that says nothing while its origin says
+ * nothing either waits this long before its blind tunnel opens (an origin that speaks first ends
+ * the wait at once).
+ */
 const CLIENT_HELLO_TIMEOUT_MS = 1_000;
 
 /** The host a CONNECT is decided on (the CONNECT host, or the ClientHello's SNI) and what was decided. */

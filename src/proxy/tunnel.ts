@@ -1,8 +1,10 @@
 /**
- * The tunnel action (issue 3 item 4): after CONNECT, bytes are relayed both ways with pipe()
- * (backpressure), each direction closed on its own (half-close), and the pair torn down on
- * error or when idle. The client is answered 200 only once the origin accepted the connection,
- * so a refused origin still gets a proper 502.
+ * The tunnel action (issue 3 item 4): after CONNECT, bytes are relayed both ways with
+ * backpressure (client to origin with pipe(), origin to client read with `onread`), each
+ * direction closed on its own (half-close), and the pair torn down on error or when idle. The
+ * client is answered 200 only once the origin accepted the connection, so a refused origin
+ * still gets a proper 502. A tunnel whose client was read first (its ClientHello peeked, issue 4
+ * item 3) uses the same relay, with the bytes read so far replayed.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
