@@ -381,7 +381,10 @@ export async function run(): Promise<void> {
     if (only !== undefined) targets.splice(0, targets.length, ...targets.filter((t) => t.name === 'direct' || only.some((name) => t.name.startsWith(name))));
     const results = new Map<string, Figures[]>();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const target of targets) {
+      // Each round starts one target further on, so no proxy always runs right after direct (or
+      // any other): a target's place in the order must not decide its figure.
+      for (let i = 0; i < targets.length; i++) {
+        const target = targets[(i + round) % targets.length] as Target;
         const figures = await measure(target, ports, origin.pid);
         results.set(target.name, [...(results.get(target.name) ?? []), figures]);
       }
