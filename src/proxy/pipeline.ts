@@ -14,7 +14,6 @@
  * CONNECT, and Upgrade; `inner()` runs the same stages for requests decrypted by an Interceptor.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/logger.js';
@@ -31,8 +30,8 @@ import type { Identifier, Identity, IdentifyResult } from './identify.js';
 import type { Destination, Egress } from './egress.js';
 import { forward } from './forward.js';
 import type { ForwardOutcome, OriginAgents } from './forward.js';
-import { openTunnel } from './tunnel.js';
-import { connectOrigin, relayPeeked } from './peeked-tunnel.js';
+import { connectOrigin, openTunnel, relayLink } from './tunnel.js';
+import type { OriginLink } from './tunnel.js';
 import { peekClientHello } from '../tls/client-hello.js';
 import type { PeekResult } from '../tls/client-hello.js';
 import { proxyWebSocket } from './websocket.js';
@@ -69,7 +68,11 @@ interface Visit {
 }
 
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Browsers send their ClientHello at once; a client that speaks second waits this long before its tunnel opens. */
+/**
+ * Browsers send their ClientHello at once; a client that says nothing while its origin says
+ * nothing either waits this long before its blind tunnel opens (an origin that speaks first ends
+ * the wait at once).
+ */
 const CLIENT_HELLO_TIMEOUT_MS = 1_000;
 
 /** The host a CONNECT is decided on (the CONNECT host, or the ClientHello's SNI) and what was decided. */
@@ -229,11 +232,11 @@ export class Pipeline {
     const interceptor = this.deps.interceptor;
     if (interceptor !== undefined && interceptor.available && runtime.interceptionEnabled) {
       const intercepts = (page !== undefined || decision.needsInspection) && !runtime.policy.isDoNotInspect(host);
-      // The ClientHello's SNI decides where it differs from the CONNECT host: always before an
-      // interception (a do-not-inspect SNI must stay blind), and for a tunnel to an IP address,
-      // whose real name only the SNI tells. A tunnel to a name keeps the fast path: browsers
-      // send that same name, and a client fronting another only escapes soft controls.
-      if (intercepts || (page === undefined && isIP(host) !== 0)) return this.#connectPeeking(runtime, interceptor, socket, head, { host, decision, page }, port, identity, now);
+      // The ClientHello's SNI decides where it differs from the CONNECT host (issue 4 item 3):
+      // before an interception (a do-not-inspect SNI must stay blind), and before every tunnel,
+      // so that a client fronting another name (or connecting to an IP address) is decided on
+      // the name it really asks for. The peeked tunnel relays as fast as the plain one.
+      if (intercepts || page === undefined) return this.#connectPeeking(runtime, interceptor, socket, head, { host, decision, page }, port, identity, now);
     }
     const visit: Visit = { runtime, identity, target: { scheme: 'https', host, port, path: '', pathOnly: '' }, kind: 'tunnel', start: now };
     if (page !== undefined) {
@@ -284,10 +287,10 @@ export class Pipeline {
       this.#track(socket, 'intercepted');
       interceptor.intercept(socket, bytes, { host: choice.host, port }, this.inner(identity, choice.host, port));
     };
-    const tunnel = (choice: ConnectChoice, origin: Socket, bytes: Buffer): void => {
+    const tunnel = (choice: ConnectChoice, origin: OriginLink, bytes: Buffer): void => {
       const visit = visitOf(choice, 'tunnel');
       this.#track(socket, 'tunnel');
-      relayPeeked(socket, origin, bytes, { idleMs: timeouts.idleMs, connectMs: timeouts.upstreamMs, onBytes: this.#bytesReporter(visit, choice.decision) }, (result) =>
+      relayLink(socket, origin, bytes, { idleMs: timeouts.idleMs, connectMs: timeouts.upstreamMs, onBytes: this.#bytesReporter(visit, choice.decision) }, (result) =>
         this.#record(visit, choice.decision, 'allow', 200, result.bytesIn, result.bytesOut),
       );
     };
@@ -297,34 +300,42 @@ export class Pipeline {
       this.#record(visitOf(choice, 'tunnel'), choice.decision, action, error?.status ?? 403, 0, 0, error);
       socket.destroy();
     };
-    const afterPeek = (peek: PeekResult | undefined, origin: Socket | undefined): void => {
-      if (peek === undefined) return void origin?.destroy();
+    const afterPeek = (peek: PeekResult | undefined, origin: OriginLink | undefined): void => {
+      if (origin !== undefined) origin.onHeld = undefined;
+      if (peek === undefined) return void origin?.socket.destroy();
       const choice = choose(peek);
       if (intercepts(choice)) {
-        origin?.destroy();
+        origin?.socket.destroy();
         return intercept(choice, peek.bytes);
       }
       // A page the host may not be inspected for cannot be shown inside TLS.
       if (choice.page !== undefined) {
-        origin?.destroy();
+        origin?.socket.destroy();
         return refuse(choice);
       }
       if (origin !== undefined) return tunnel(choice, origin, peek.bytes);
       // Chosen for interception by the CONNECT host, tunnelled for the SNI host: to the CONNECT target.
       this.#resolve(runtime, first.host, port, (destination) => {
         if (destination instanceof LeewayError) return refuse(choice, destination);
-        const pending = connectOrigin(first.host, destination, port, timeouts.upstreamMs, (result) => {
+        const pending = connectOrigin(first.host, destination, port, timeouts.upstreamMs, (error) => {
           socket.off('close', abandon);
-          if (result instanceof LeewayError) return refuse(choice, result);
-          tunnel(choice, result, peek.bytes);
+          if (error !== undefined) return refuse(choice, error);
+          tunnel(choice, pending, peek.bytes);
         });
-        const abandon = (): void => void pending.destroy();
+        const abandon = (): void => void pending.socket.destroy();
         socket.once('close', abandon);
       });
     };
-    const peek = (origin: Socket | undefined): void => {
+    const peek = (origin: OriginLink | undefined): void => {
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      peekClientHello(socket, head, { timeoutMs: CLIENT_HELLO_TIMEOUT_MS }, (result) => afterPeek(result, origin));
+      const stop = peekClientHello(socket, head, { timeoutMs: CLIENT_HELLO_TIMEOUT_MS }, (result) => afterPeek(result, origin));
+      // TLS clients speak first: an origin that speaks before the client said anything runs
+      // another protocol, so the tunnel opens at once instead of after the ClientHello timeout.
+      if (origin !== undefined) {
+        if (origin.held.length > 0) stop();
+        // Not from inside the origin's read callback, which stops reading after it returns.
+        else origin.onHeld = () => process.nextTick(stop);
+      }
     };
     if (intercepts(first)) {
       // The certificate is minted while the ClientHello is on its way.
@@ -339,15 +350,15 @@ export class Pipeline {
         this.#record(visit, first.decision, 'error', destination.status, 0, 0, destination);
         return this.#rawRefusal(socket, destination);
       }
-      const pending = connectOrigin(first.host, destination, port, timeouts.upstreamMs, (result) => {
+      const pending = connectOrigin(first.host, destination, port, timeouts.upstreamMs, (error) => {
         socket.off('close', abandon);
-        if (result instanceof LeewayError) {
-          this.#record(visit, first.decision, 'error', result.status, 0, 0, result);
-          return this.#rawRefusal(socket, result);
+        if (error !== undefined) {
+          this.#record(visit, first.decision, 'error', error.status, 0, 0, error);
+          return this.#rawRefusal(socket, error);
         }
-        peek(result);
+        peek(pending);
       });
-      const abandon = (): void => void pending.destroy();
+      const abandon = (): void => void pending.socket.destroy();
       socket.once('close', abandon);
     });
   }

@@ -1,8 +1,10 @@
 /**
- * The tunnel action (issue 3 item 4): after CONNECT, bytes are relayed both ways with pipe()
- * (backpressure), each direction closed on its own (half-close), and the pair torn down on
- * error or when idle. The client is answered 200 only once the origin accepted the connection,
- * so a refused origin still gets a proper 502.
+ * The tunnel action (issue 3 item 4): after CONNECT, bytes are relayed both ways with
+ * backpressure (client to origin with pipe(), origin to client read with `onread`), each
+ * direction closed on its own (half-close), and the pair torn down on error or when idle. The
+ * client is answered 200 only once the origin accepted the connection, so a refused origin
+ * still gets a proper 502. A tunnel whose client was read first (its ClientHello peeked, issue 4
+ * item 3) uses the same relay, with the bytes read so far replayed.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -37,49 +39,102 @@ export function openTunnel(
   failed: (error: LeewayError) => void,
   closed: (result: TunnelResult) => void,
 ): void {
-  let deliver: ((size: number) => boolean) | undefined;
-  const origin = net.connect({
+  const onEarlyClientClose = (): void => {
+    link.socket.destroy();
+  };
+  client.once('close', onEarlyClientClose);
+  const link = connectOrigin(host, destination, port, options.connectMs, (error) => {
+    client.off('close', onEarlyClientClose);
+    if (error !== undefined) return failed(error);
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    relayLink(client, link, head, options, closed);
+  });
+}
+
+/**
+ * An origin connection read with `onread` into one large shared buffer: a download then costs
+ * a few syscalls and callbacks per MiB instead of one per 64 KiB. Bytes the origin sends before
+ * relayLink() takes over (while the client's ClientHello is being read) are kept in `held`, and
+ * the origin is not read further until then.
+ */
+export interface OriginLink {
+  readonly socket: net.Socket;
+  readonly held: Buffer[];
+  /** Set by relayLink(): where the origin's bytes go from then on. */
+  deliver: ((size: number) => boolean) | undefined;
+  /** Called when the origin speaks before the relay started: a server that speaks first. */
+  onHeld: (() => void) | undefined;
+}
+
+/** Connect to the origin; `done` gets undefined once connected, or the mapped error. */
+export function connectOrigin(host: string, destination: Destination, port: number, connectMs: number, done: (error: LeewayError | undefined) => void): OriginLink {
+  const held: Buffer[] = [];
+  const socket = net.connect({
     host: destination.address,
     family: destination.family,
     port,
     allowHalfOpen: true,
     noDelay: true,
-    // Read the origin into one large shared buffer: a download then costs a few syscalls and
-    // callbacks per MiB instead of one per 64 KiB. relay() copies the bytes out before returning.
     onread: {
       buffer: READ_BUFFER,
-      callback: (size: number) => (deliver === undefined ? true : deliver(size)),
+      callback: (size: number): boolean => {
+        if (link.deliver !== undefined) return link.deliver(size);
+        held.push(Buffer.from(READ_BUFFER.subarray(0, size)));
+        link.onHeld?.();
+        // Stop reading: the relay resumes the origin once it has written these bytes.
+        return false;
+      },
     },
   });
-  let connected = false;
-  const connectTimer = setTimeout(() => origin.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), options.connectMs);
-  const onEarlyClientClose = (): void => {
-    origin.destroy();
+  const link: OriginLink = { socket, held, deliver: undefined, onHeld: undefined };
+  const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), connectMs);
+  const onError = (error: Error): void => {
+    clearTimeout(timer);
+    done(upstreamError(error, host));
   };
-  client.once('close', onEarlyClientClose);
-  origin.once('error', (error) => {
-    clearTimeout(connectTimer);
-    if (!connected) {
-      client.off('close', onEarlyClientClose);
-      failed(upstreamError(error, host));
-    }
+  socket.once('error', onError);
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    socket.off('error', onError);
+    // relayLink() installs its own handler; until then an error after connect must not crash.
+    socket.on('error', () => undefined);
+    done(undefined);
   });
-  origin.once('connect', () => {
-    clearTimeout(connectTimer);
-    connected = true;
-    client.off('close', onEarlyClientClose);
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    deliver = relay(client, origin, options, closed, true);
-    // After relay() took its byte baseline, and before pipe() delivers anything (next tick).
-    if (head.length > 0) origin.write(head);
-  });
+  return link;
 }
 
-/** Relay two connected duplexes until both directions ended or one side failed. */
-export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions, closed: (result: TunnelResult) => void, originUsesOnread = false): (size: number) => boolean {
+/**
+ * Relay a client and a connected OriginLink both ways: first the bytes the origin already sent
+ * to the client, and `replay` (the client's bytes read so far) to the origin.
+ */
+export function relayLink(client: Duplex, link: OriginLink, replay: Buffer, options: TunnelOptions, closed: (result: TunnelResult) => void): void {
+  const origin = link.socket;
+  // The origin may have hung up while the client's first bytes were being read: relay() would
+  // wait for a 'close' that has already happened.
+  if (origin.destroyed || (origin.readableEnded && link.held.length === 0)) {
+    client.destroy();
+    origin.destroy();
+    return closed({ error: undefined, bytesIn: 0, bytesOut: 0 });
+  }
+  let heldBytes = 0;
+  for (const chunk of link.held) heldBytes += chunk.length;
+  link.deliver = relay(client, origin, options, closed, true, heldBytes);
+  // After relay() took its byte baseline, so the replayed bytes count as the client's.
+  if (replay.length > 0) origin.write(replay);
+  if (link.held.length > 0) {
+    for (const chunk of link.held.splice(0)) client.write(chunk);
+    origin.resume();
+  }
+}
+
+/**
+ * Relay two connected duplexes until both directions ended or one side failed. `heldBytes`:
+ * bytes already read from the origin (and not yet relayed) that count as the tunnel's.
+ */
+export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions, closed: (result: TunnelResult) => void, originUsesOnread = false, heldBytes = 0): (size: number) => boolean {
   // Bytes are read from the origin socket's counters, not counted per chunk: no JavaScript runs
   // per chunk besides pipe() itself, which keeps tunnels close to a raw relay.
-  const entry: Counted = { origin, onBytes: options.onBytes, baseWritten: origin.bytesWritten, baseRead: origin.bytesRead, reportedUp: 0, reportedDown: 0 };
+  const entry: Counted = { origin, onBytes: options.onBytes, baseWritten: origin.bytesWritten, baseRead: origin.bytesRead - heldBytes, reportedUp: 0, reportedDown: 0 };
   if (entry.onBytes !== undefined) reporter.add(entry);
   let open = 2;
   const destroyBoth = (): void => {
@@ -133,7 +188,8 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
       ok = client.write(Buffer.from(READ_BUFFER.subarray(0, size)));
     }
     // false for any chunk above 16 KiB, even one the kernel took at once: pause only when bytes
-    // really wait, instead of stopping and restarting the origin read for every chunk.
+    // really wait, instead of stopping and restarting the origin read for every chunk. (Letting
+    // up to 1 MiB wait before pausing measured no faster, and held more memory per slow client.)
     if (ok || client.writableLength === 0) return true;
     // Returning false pauses the origin socket until the client drains.
     client.once('drain', onDrain);

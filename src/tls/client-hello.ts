@@ -157,10 +157,11 @@ export interface PeekResult {
 
 /**
  * Read the client's first bytes (after `head`) until the ClientHello is complete, or it is not
- * one, or `timeoutMs` passed; `done` gets undefined when the client went away first. The socket is
+ * one, or `timeoutMs` passed, or the returned function is called (the origin spoke first, so no
+ * ClientHello is coming); `done` gets undefined when the client went away first. The socket is
  * left paused with no data listener, so whoever takes it over reads on from where this stopped.
  */
-export function peekClientHello(socket: Duplex, head: Buffer, options: PeekOptions, done: (result: PeekResult | undefined) => void): void {
+export function peekClientHello(socket: Duplex, head: Buffer, options: PeekOptions, done: (result: PeekResult | undefined) => void): () => void {
   let bytes = head;
   let finished = false;
   const finish = (serverName: string | undefined): void => {
@@ -189,8 +190,10 @@ export function peekClientHello(socket: Duplex, head: Buffer, options: PeekOptio
     socket.off('data', onData);
     done(undefined);
   };
-  const timer = setTimeout(() => finish(undefined), options.timeoutMs);
-  if (bytes.length > 0 && examine()) return;
+  const stop = (): void => finish(undefined);
+  const timer = setTimeout(stop, options.timeoutMs);
+  if (bytes.length > 0 && examine()) return stop;
   socket.on('data', onData);
   socket.once('close', onClose);
+  return stop;
 }

@@ -262,10 +262,20 @@ describe('TLS interception', () => {
       expect(reply.peer.issuer.CN).toBe('Test Public Root');
     });
 
-    it('a tunnel to a host name keeps the fast path: the SNI is not read, so a fronted name is tunnelled too', async () => {
-      const reply = await httpsVia('readonly.test', '/fronted', { connectTo: 'bank.test', ca: originCaPem });
-      expect(reply.status).toBe(200);
-      expect(reply.peer.issuer.CN).toBe('Test Public Root');
+    it('CONNECT to an allowed host name with the SNI of another (domain fronting) is decided on the SNI: its readonly rule applies', async () => {
+      // bank.test alone would be a blind tunnel; the client really asks for readonly.test.
+      const reply = await httpsVia('readonly.test', '/echo', { connectTo: 'bank.test', method: 'POST', body: 'x=1', headers: { 'content-type': 'text/plain' } });
+      expect(reply.peer.subjectaltname).toBe('DNS:readonly.test');
+      expect(reply.peer.issuer.CN).toBe('Leeway Test Interception CA');
+      expect(reply.status).toBe(403);
+      expect(reply.body).toContain('Read-only test site.');
+    });
+
+    it('CONNECT to an allowed host name with the SNI of a blocked host gets the block page for that name', async () => {
+      const page = await httpsVia('block.test', '/', { connectTo: 'origin.test' });
+      expect(page.peer.subjectaltname).toBe('DNS:block.test');
+      expect(page.status).toBe(403);
+      expect(page.body).toContain('Known bad test site.');
     });
 
     it('CONNECT to an IP with no SNI and an allowed decision is tunnelled, not intercepted', async () => {

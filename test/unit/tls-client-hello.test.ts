@@ -134,6 +134,17 @@ describe('peekClientHello', () => {
     }
   });
 
+  it('stops when told (the origin spoke first), with no name and the bytes so far, once only', () => {
+    const socket = new PassThrough();
+    const done = vi.fn();
+    const stop = peekClientHello(socket, Buffer.from([0x16, 0x03]), { timeoutMs: 60_000 }, done);
+    stop();
+    stop();
+    expect(done).toHaveBeenCalledTimes(1);
+    expect(done).toHaveBeenCalledWith({ serverName: undefined, bytes: Buffer.from([0x16, 0x03]) });
+    expect(socket.listenerCount('data')).toBe(0);
+  });
+
   it('reports a client that went away', async () => {
     const socket = new PassThrough();
     const done = vi.fn();
