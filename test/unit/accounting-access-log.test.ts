@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ACCESS_LOG_MAX_DELAY_MS, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
+import { ACCESS_LOG_MAX_DELAY_MS, accessLabels, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
 import type { AccessEntry } from '../../src/log/access-log.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { AccessLogMode } from '../../src/policy/types.js';
@@ -88,6 +88,37 @@ describe('access log on its own destination', () => {
     // Odd values stay valid JSON.
     const odd = formatAccessLine({ ...entry, site: 'a"b\\c', durationMs: Number.NaN }, fieldsFor(mode));
     expect(JSON.parse(odd)).toMatchObject({ site: 'a"b\\c', durationMs: null });
+  });
+
+  const requestCases: { mode: AccessLogMode; entry: AccessEntry }[] = [
+    { mode: 'anonymous', entry },
+    { mode: 'pseudonymous', entry },
+    { mode: 'pseudonymous', entry: { ...entry, category: 'caf\u00e9 "x"', site: 'a\\b', action: 'free text', kind: 'odd kind', pseudonym: 'p"q', durationMs: Number.NaN, bytesIn: Number.POSITIVE_INFINITY } },
+    { mode: 'aggregate-only', entry },
+  ];
+  it.each(requestCases)('writeRequest writes what write() does, in $mode mode, on a destination and through the logger', ({ mode, entry: e }) => {
+    const viaDestination = (call: (log: ReturnType<typeof createAccessLog>) => void): string[] => {
+      const writes: string[] = [];
+      const log = createAccessLog({ mode: () => mode, logger: createLogger({ destination: { write: () => undefined } }), destination: { write: (chunk: string) => void writes.push(chunk) } });
+      call(log);
+      log.flush();
+      return writes;
+    };
+    const viaLogger = (call: (log: ReturnType<typeof createAccessLog>) => void): string[] => {
+      const lines: string[] = [];
+      call(createAccessLog({ mode: () => mode, logger: createLogger({ destination: { write: (line: string) => void lines.push(line) } }) }));
+      return lines.filter((line) => line.includes('"msg":"access"'));
+    };
+    const byEntry = (log: ReturnType<typeof createAccessLog>): void => log.write(e);
+    const byRequest = (log: ReturnType<typeof createAccessLog>): void =>
+      log.writeRequest(accessLabels(e.category, e.site, e.action), e.status, e.bytesIn, e.bytesOut, e.durationMs, e.kind, e.pseudonym ?? '');
+    const withoutTime = (lines: string[]): string[] => lines.map((line) => line.replace(/"time":"[^"]*"/g, '"time":""'));
+    const direct = withoutTime(viaDestination(byRequest));
+    expect(direct).toEqual(withoutTime(viaDestination(byEntry)));
+    expect(withoutTime(viaLogger(byRequest))).toEqual(withoutTime(viaLogger(byEntry)));
+    // And pino's own serializer agrees with the line built by hand.
+    expect(direct).toEqual(withoutTime(viaLogger(byEntry)));
+    expect(direct).toHaveLength(mode === 'aggregate-only' ? 0 : 1);
   });
 
   it('batches until 64 KiB or an explicit flush', () => {
