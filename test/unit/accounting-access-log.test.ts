@@ -94,6 +94,8 @@ describe('access log on its own destination', () => {
     { mode: 'anonymous', entry },
     { mode: 'pseudonymous', entry },
     { mode: 'pseudonymous', entry: { ...entry, category: 'caf\u00e9 "x"', site: 'a\\b', action: 'free text', kind: 'odd kind', pseudonym: 'p"q', durationMs: Number.NaN, bytesIn: Number.POSITIVE_INFINITY } },
+    { mode: 'anonymous', entry: { ...entry, status: 0, bytesIn: 1_234_567_890_123, bytesOut: -5, durationMs: 2.5 } },
+    { mode: 'anonymous', entry: { ...entry, status: 10, bytesIn: 1e21, bytesOut: 999_999_999_999_999, durationMs: Number.NEGATIVE_INFINITY } },
     { mode: 'aggregate-only', entry },
   ];
   it.each(requestCases)('writeRequest writes what write() does, in $mode mode, on a destination and through the logger', ({ mode, entry: e }) => {
@@ -119,6 +121,19 @@ describe('access log on its own destination', () => {
     // And pino's own serializer agrees with the line built by hand.
     expect(direct).toEqual(withoutTime(viaLogger(byEntry)));
     expect(direct).toHaveLength(mode === 'aggregate-only' ? 0 : 1);
+  });
+
+  it('splits request lines between chunks only at line ends, in order, losing none', () => {
+    const writes: string[] = [];
+    const log = createAccessLog({ mode: () => 'pseudonymous', logger: createLogger({ destination: { write: () => undefined } }), destination: { write: (chunk: string) => void writes.push(chunk) } });
+    const labels = accessLabels('social-leisure', 'facebook', 'allow');
+    for (let i = 0; i < 2000; i += 1) log.writeRequest(labels, 200, i, i * 7, i % 13, i % 2 === 0 ? 'http' : 'https', `P${i}`);
+    log.flush();
+    expect(writes.length).toBeGreaterThan(2);
+    for (const chunk of writes) expect(chunk.endsWith('\n')).toBe(true);
+    const lines = writes.join('').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+    expect(lines[1999]).toMatchObject({ bytesOut: 1999 * 7, durationMs: 1999 % 13, kind: 'https', pseudonym: 'P1999' });
   });
 
   it('batches until 64 KiB or an explicit flush', () => {
