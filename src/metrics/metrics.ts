@@ -206,6 +206,7 @@ export class LeewayMetrics {
     direction: oneOf(DIRECTION_LABELS, direction ?? ''),
   }));
   readonly #connectionKinds = new WeakMap<Duplex, string>();
+  #named: { readonly policy: CompiledPolicy | undefined; readonly version: number; readonly groups: ReadonlySet<string> } | undefined;
 
   readonly #requests: Counter<'category' | 'site' | 'action'>;
   readonly #activeMinutes: Counter<'category' | 'site' | 'group'>;
@@ -395,13 +396,49 @@ export class LeewayMetrics {
     return name !== undefined && this.#policyNames()?.sites.has(name) === true ? name : OTHER;
   }
 
-  /** A group's name only while it had at least minGroupSize distinct active people today. */
+  /**
+   * A group's name only while it had at least minGroupSize (k) distinct active people today, and
+   * while `other` covers at least k people too (see #namedGroups); otherwise `other`.
+   */
   groupLabel(name: string | undefined): string {
     if (name === undefined) return OTHER;
+    return this.#namedGroups().has(name) ? name : OTHER;
+  }
+
+  /**
+   * The groups reported by name now. Groups under k fold into `other` with people in no group;
+   * if that leaves `other` with people but fewer than k (say one small group and nobody
+   * ungrouped), `other` would single that group out, so the smallest named groups fold into it
+   * too until it reaches k. When everyone together is under k, everything is `other`: the whole,
+   * reported per group nowhere. Recomputed only when a policy or the people per group change
+   * (a person's first request of the day), not per request.
+   */
+  #namedGroups(): ReadonlySet<string> {
     const policy = this.#policy();
-    if (policy === undefined || this.#policyNames()?.groups.has(name) !== true) return OTHER;
-    const k = policy.settings.anonymity.minGroupSize ?? DEFAULT_MIN_GROUP_SIZE;
-    return this.#ledger.groupPeopleToday(name) >= k ? name : OTHER;
+    const version = this.#ledger.groupsVersion;
+    const cached = this.#named;
+    if (cached !== undefined && cached.policy === policy && cached.version === version) return cached.groups;
+    const groups = new Set<string>();
+    const names = this.#policyNames();
+    if (policy !== undefined && names !== undefined) {
+      const k = policy.settings.anonymity.minGroupSize ?? DEFAULT_MIN_GROUP_SIZE;
+      const candidates: { group: string; people: number }[] = [];
+      let otherPeople = 0;
+      for (const row of this.#ledger.peopleByGroup()) {
+        if (row.group !== OTHER && names.groups.has(row.group) && row.people >= k) candidates.push(row);
+        else otherPeople += row.people;
+      }
+      // Smallest first (then by name, so the choice is stable): the least detail is given up.
+      candidates.sort((a, b) => a.people - b.people || (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+      let folded = 0;
+      while (otherPeople > 0 && otherPeople < k && folded < candidates.length) {
+        otherPeople += (candidates[folded] as { people: number }).people;
+        folded += 1;
+      }
+      for (const candidate of candidates.slice(folded)) groups.add(candidate.group);
+    }
+    this.#named = { policy, version, groups };
+    return groups;
   }
 
   // --- usage events (the accounting module calls these) -------------------------------------
