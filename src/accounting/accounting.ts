@@ -37,6 +37,8 @@ const ACTIVE_ACTIONS: ReadonlySet<string> = new Set(['allow', 'readonly']);
 interface Combination {
   readonly series: RequestSeries;
   readonly access: AccessLabels;
+  /** The action counts as active time (ACTIVE_ACTIONS). */
+  readonly active: boolean;
 }
 
 /**
@@ -69,7 +71,7 @@ class Combinations {
     let combination = byAction.get(action);
     if (combination === undefined) {
       const series = this.metrics.requestSeries(category, site, action);
-      combination = { series, access: accessLabels(series.category, series.site, action) };
+      combination = { series, access: accessLabels(series.category, series.site, action), active: ACTIVE_ACTIONS.has(action) };
       byAction.set(action, combination);
     }
     return combination;
@@ -109,7 +111,7 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
         series.requests.value += 1;
         // The proxy reports when the exchange ends; the person sent the request when it began
         // (an hour-long tunnel is not an active minute at its close; its bytes count as they flow).
-        if (ACTIVE_ACTIONS.has(record.action)) countActivity(record.pseudonym, record.at - Math.max(0, record.durationMs), record.category, record.site, record.group);
+        if (combination.active) countActivity(record.pseudonym, record.at - Math.max(0, record.durationMs), record.category, record.site, record.group);
         else ledger.advance(record.at);
         // Tunnel and WebSocket bytes arrive through tunnelBytes() as they flow; counting the
         // record's totals as well would count them twice.
