@@ -105,7 +105,7 @@ export class LineBatch implements DestinationStream {
   writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string | undefined): void {
     const who = pseudonym === undefined ? undefined : `,"pseudonym":${quote(pseudonym)}`;
     const kindBytes = KIND_BYTES.get(kind);
-    const labelBytes = encodedLabels(labels);
+    const labelBytes = labels.bytes;
     // Numbers take at most 24 bytes each (String() of any double); the rest is known.
     const most = PREFIX_MAX + labelBytes.length + FIXED_BYTES + 4 * 24 + (kindBytes?.length ?? 3 * kind.length + 12) + (who === undefined ? 0 : 3 * who.length);
     if (most > this.#buffer.length - this.#length || kindBytes === undefined) {
@@ -174,16 +174,6 @@ const FIXED_BYTES = STATUS.length + BYTES_IN.length + BYTES_OUT.length + DURATIO
 const PREFIX_MAX = 128;
 const KIND_BYTES = new Map(['http', 'https', 'tunnel', 'websocket'].map((kind) => [kind, Buffer.from(`,"kind":"${kind}"`)]));
 
-const labelBytesOf = new WeakMap<AccessLabels, Buffer>();
-function encodedLabels(labels: AccessLabels): Buffer {
-  let bytes = labelBytesOf.get(labels);
-  if (bytes === undefined) {
-    bytes = Buffer.from(labels.json);
-    labelBytesOf.set(labels, bytes);
-  }
-  return bytes;
-}
-
 let prefixBytesTime = '';
 let prefixBytes = Buffer.alloc(0);
 function linePrefixBytes(): Buffer {
@@ -249,10 +239,13 @@ export interface AccessLabels {
   readonly site: string;
   readonly action: string;
   readonly json: string;
+  /** `json` in UTF-8, as LineBatch copies it. */
+  readonly bytes: Buffer;
 }
 
 export function accessLabels(category: string, site: string, action: string): AccessLabels {
-  return { category, site, action, json: `,"category":${quote(category)},"site":${quote(site)},"action":${quote(action)}` };
+  const json = `,"category":${quote(category)},"site":${quote(site)},"action":${quote(action)}`;
+  return { category, site, action, json, bytes: Buffer.from(json) };
 }
 
 const KIND_JSON = new Map(['http', 'https', 'tunnel', 'websocket'].map((kind) => [kind, `,"kind":${quote(kind)}`]));
