@@ -9,7 +9,6 @@
  */
 import type { DestinationStream } from 'pino';
 import type { AccessLogMode } from '../policy/types.js';
-import { cachedIsoTime } from './logger.js';
 import type { Logger } from './logger.js';
 
 /** Everything an access line may ever carry. */
@@ -65,10 +64,11 @@ let exiting = false;
  * thread pool), while a tenth of a second's delay is invisible in an access log. Pending lines
  * are written, and the destination flushed, when the process exits.
  *
- * Lines are encoded straight into one reused buffer: request lines byte by byte from labels
- * encoded once (writeRequest), so a line allocates nothing. Held as strings for 100 ms, lines
- * outlived the young generation and their formatting, joining and collection cost more than
- * everything else the account stage does (issue 5: accounting under 5% of forwarding).
+ * A request line is only noted per request (its labels, kind and five numbers, in arrays reused
+ * from batch to batch); lines are encoded into one reused buffer a batch at a time. Formatted
+ * one by one between the proxy's other work, each line paid cold caches several times over what
+ * it costs in a loop, and held as strings they outlived the young generation (issue 5:
+ * accounting under 5% of forwarding).
  */
 export class LineBatch implements DestinationStream {
   readonly #destination: DestinationStream;
@@ -76,6 +76,12 @@ export class LineBatch implements DestinationStream {
   #length = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #flush = (): void => this.flush();
+  // Request lines noted and not yet encoded: NOTED_FIELDS numbers each, in order.
+  #noted = 0;
+  readonly #numbers = new Float64Array(MAX_NOTED * NOTED_FIELDS);
+  readonly #labels: AccessLabels[] = [];
+  readonly #kinds: Buffer[] = [];
+  readonly #pseudonyms: (string | undefined)[] = [];
 
   constructor(destination: DestinationStream) {
     this.#destination = destination;
@@ -89,53 +95,99 @@ export class LineBatch implements DestinationStream {
   }
 
   write(line: string): void {
+    this.#encodeNoted();
     const bytes = Buffer.byteLength(line);
     if (bytes > this.#buffer.length - this.#length) {
-      this.flush();
+      this.#writeChunk();
       if (bytes > this.#buffer.length) {
         this.#destination.write(line);
         return;
       }
     }
     this.#length += this.#buffer.write(line, this.#length, 'utf8');
-    this.#written();
+    if (this.#length >= ACCESS_LOG_MAX_BYTES) this.#writeChunk();
+    else this.#armTimer();
   }
 
-  /** formatRequestLine(), encoded in place; `pseudonym` only in pseudonymous mode. */
+  /**
+   * formatRequestLine()'s text, timed now; `pseudonym` only in pseudonymous mode. Noted here,
+   * encoded with the batch.
+   */
   writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string | undefined): void {
-    const who = pseudonym === undefined ? undefined : `,"pseudonym":${quote(pseudonym)}`;
     const kindBytes = KIND_BYTES.get(kind);
-    const labelBytes = labels.bytes;
-    // Numbers take at most 24 bytes each (String() of any double); the rest is known.
-    const most = PREFIX_MAX + labelBytes.length + FIXED_BYTES + 4 * 24 + (kindBytes?.length ?? 3 * kind.length + 12) + (who === undefined ? 0 : 3 * who.length);
-    if (most > this.#buffer.length - this.#length || kindBytes === undefined) {
-      // Room or kind out of the ordinary: the string path writes the same text.
+    if (kindBytes === undefined) {
+      // A kind out of the ordinary: the string path writes the same text.
       this.write(formatRequestLine(labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym));
       return;
     }
-    const buffer = this.#buffer;
-    let at = this.#length;
-    at = put(buffer, at, linePrefixBytes());
-    at = put(buffer, at, labelBytes);
-    at = put(buffer, at, STATUS);
-    at = putNumber(buffer, at, status);
-    at = put(buffer, at, BYTES_IN);
-    at = putNumber(buffer, at, bytesIn);
-    at = put(buffer, at, BYTES_OUT);
-    at = putNumber(buffer, at, bytesOut);
-    at = put(buffer, at, DURATION);
-    at = putNumber(buffer, at, durationMs);
-    at = put(buffer, at, kindBytes);
-    if (who !== undefined) at += buffer.write(who, at, 'utf8');
-    at = put(buffer, at, END);
-    this.#length = at;
-    this.#written();
+    const i = this.#noted;
+    const numbers = this.#numbers;
+    const at = i * NOTED_FIELDS;
+    numbers[at] = Date.now();
+    numbers[at + 1] = status;
+    numbers[at + 2] = bytesIn;
+    numbers[at + 3] = bytesOut;
+    numbers[at + 4] = durationMs;
+    this.#labels[i] = labels;
+    this.#kinds[i] = kindBytes;
+    this.#pseudonyms[i] = pseudonym;
+    this.#noted = i + 1;
+    if (this.#noted === MAX_NOTED) this.#encodeNoted();
+    this.#armTimer();
   }
 
   flush(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     pendingBatches.delete(this.#flush);
+    this.#encodeNoted();
+    this.#writeChunk();
+  }
+
+  /** Encode the noted request lines into the buffer, writing it out whenever it fills. */
+  #encodeNoted(): void {
+    const noted = this.#noted;
+    if (noted === 0) return;
+    this.#noted = 0;
+    const numbers = this.#numbers;
+    const buffer = this.#buffer;
+    for (let i = 0; i < noted; i += 1) {
+      const labels = this.#labels[i] as AccessLabels;
+      const kind = this.#kinds[i] as Buffer;
+      const pseudonym = this.#pseudonyms[i];
+      this.#pseudonyms[i] = undefined;
+      const who = pseudonym === undefined ? undefined : `,"pseudonym":${quote(pseudonym)}`;
+      const n = i * NOTED_FIELDS;
+      // Numbers take at most 24 bytes each (String() of any double); the rest is known.
+      const most = PREFIX_MAX + labels.bytes.length + FIXED_BYTES + 4 * 24 + kind.length + (who === undefined ? 0 : 3 * who.length);
+      if (most > buffer.length - this.#length) {
+        this.#writeChunk();
+        if (most > buffer.length) {
+          // Longer than a whole batch (a policy name of many kilobytes): as a string of its own.
+          this.#destination.write(formatRequestLineAt(numbers[n] as number, labels, numbers[n + 1] as number, numbers[n + 2] as number, numbers[n + 3] as number, numbers[n + 4] as number, kindOf(kind), pseudonym));
+          continue;
+        }
+      }
+      let at = this.#length;
+      at = put(buffer, at, prefixBytesAt(numbers[n] as number));
+      at = put(buffer, at, labels.bytes);
+      at = put(buffer, at, STATUS);
+      at = putNumber(buffer, at, numbers[n + 1] as number);
+      at = put(buffer, at, BYTES_IN);
+      at = putNumber(buffer, at, numbers[n + 2] as number);
+      at = put(buffer, at, BYTES_OUT);
+      at = putNumber(buffer, at, numbers[n + 3] as number);
+      at = put(buffer, at, DURATION);
+      at = putNumber(buffer, at, numbers[n + 4] as number);
+      at = put(buffer, at, kind);
+      if (who !== undefined) at += buffer.write(who, at, 'utf8');
+      at = put(buffer, at, END);
+      this.#length = at;
+    }
+    if (this.#length >= ACCESS_LOG_MAX_BYTES) this.#writeChunk();
+  }
+
+  #writeChunk(): void {
     if (this.#length === 0) return;
     const chunk = this.#buffer.toString('utf8', 0, this.#length);
     this.#length = 0;
@@ -150,8 +202,7 @@ export class LineBatch implements DestinationStream {
     }
   }
 
-  #written(): void {
-    if (this.#length >= ACCESS_LOG_MAX_BYTES) return this.flush();
+  #armTimer(): void {
     if (this.#timer === undefined) {
       this.#timer = setTimeout(this.#flush, ACCESS_LOG_MAX_DELAY_MS);
       this.#timer.unref();
@@ -159,6 +210,11 @@ export class LineBatch implements DestinationStream {
     }
   }
 }
+
+/** Request lines noted before they are encoded together. */
+const MAX_NOTED = 256;
+/** Per noted line: time (epoch ms), status, bytesIn, bytesOut, durationMs. */
+const NOTED_FIELDS = 5;
 
 export function batched(destination: DestinationStream): LineBatch {
   return new LineBatch(destination);
@@ -172,16 +228,14 @@ const END = Buffer.from(',"msg":"access"}\n');
 const FIXED_BYTES = STATUS.length + BYTES_IN.length + BYTES_OUT.length + DURATION.length + END.length;
 /** `{"level":"info","time":"<ISO time, up to 27 characters>","service":"leeway","log":"access"`. */
 const PREFIX_MAX = 128;
-const KIND_BYTES = new Map(['http', 'https', 'tunnel', 'websocket'].map((kind) => [kind, Buffer.from(`,"kind":"${kind}"`)]));
+const KINDS = ['http', 'https', 'tunnel', 'websocket'];
+const KIND_BYTES = new Map(KINDS.map((kind) => [kind, Buffer.from(`,"kind":"${kind}"`)]));
+function kindOf(bytes: Buffer): string {
+  return KINDS.find((kind) => KIND_BYTES.get(kind) === bytes) ?? '';
+}
 
-let prefixBytesTime = '';
-let prefixBytes = Buffer.alloc(0);
-function linePrefixBytes(): Buffer {
-  const prefix = linePrefix();
-  if (prefix !== prefixBytesTime) {
-    prefixBytesTime = prefix;
-    prefixBytes = Buffer.from(prefix);
-  }
+function prefixBytesAt(millis: number): Buffer {
+  refreshPrefix(millis);
   return prefixBytes;
 }
 
@@ -250,15 +304,22 @@ export function accessLabels(category: string, site: string, action: string): Ac
 
 const KIND_JSON = new Map(['http', 'https', 'tunnel', 'websocket'].map((kind) => [kind, `,"kind":${quote(kind)}`]));
 
-let prefixTime = '';
+let prefixMillis = Number.NaN;
 let prefix = '';
-/** Everything before the fields, with pino's time, rebuilt when the millisecond changes. */
-function linePrefix(): string {
-  const time = cachedIsoTime();
-  if (time !== prefixTime) {
-    prefixTime = time;
-    prefix = `{"level":"info"${time},"service":"leeway","log":"access"`;
-  }
+let prefixBytes = Buffer.alloc(0);
+/**
+ * Everything before the fields, with pino's time (as cachedIsoTime writes it), rebuilt when the
+ * millisecond changes: one clock read and a number comparison per line.
+ */
+function refreshPrefix(millis: number): void {
+  if (millis === prefixMillis) return;
+  prefixMillis = millis;
+  prefix = `{"level":"info","time":"${new Date(millis).toISOString()}","service":"leeway","log":"access"`;
+  prefixBytes = Buffer.from(prefix);
+}
+
+function linePrefix(millis = Date.now()): string {
+  refreshPrefix(millis);
   return prefix;
 }
 
@@ -269,9 +330,13 @@ function jsonNumber(value: number): number | string {
 
 /** formatAccessLine() for a request, from labels built beforehand; the same text for the same fields. */
 function formatRequestLine(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string | undefined): string {
+  return formatRequestLineAt(Date.now(), labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym);
+}
+
+function formatRequestLineAt(millis: number, labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string | undefined): string {
   const kindJson = KIND_JSON.get(kind) ?? `,"kind":${quote(kind)}`;
   const who = pseudonym === undefined ? '' : `,"pseudonym":${quote(pseudonym)}`;
-  return `${linePrefix()}${labels.json},"status":${jsonNumber(status)},"bytesIn":${jsonNumber(bytesIn)},"bytesOut":${jsonNumber(bytesOut)},"durationMs":${jsonNumber(durationMs)}${kindJson}${who},"msg":"access"}\n`;
+  return `${linePrefix(millis)}${labels.json},"status":${jsonNumber(status)},"bytesIn":${jsonNumber(bytesIn)},"bytesOut":${jsonNumber(bytesOut)},"durationMs":${jsonNumber(durationMs)}${kindJson}${who},"msg":"access"}\n`;
 }
 
 export interface AccessLog {

@@ -136,6 +136,18 @@ describe('access log on its own destination', () => {
     expect(lines[1999]).toMatchObject({ bytesOut: 1999 * 7, durationMs: 1999 % 13, kind: 'https', pseudonym: 'P1999' });
   });
 
+  it('keeps request lines and other lines in the order written', () => {
+    const writes: string[] = [];
+    const batch = batched({ write: (chunk: string) => void writes.push(chunk) });
+    const labels = accessLabels('social-leisure', 'facebook', 'allow');
+    batch.writeRequest(labels, 200, 1, 0, 0, 'http', undefined);
+    batch.write('{"between":true}\n');
+    batch.writeRequest(labels, 200, 2, 0, 0, 'http', undefined);
+    batch.flush();
+    const lines = writes.join('').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((line) => line.bytesIn ?? line.between)).toEqual([1, true, 2]);
+  });
+
   it('batches until 64 KiB or an explicit flush', () => {
     const writes: string[] = [];
     const batch = batched({ write: (chunk: string) => void writes.push(chunk) });
