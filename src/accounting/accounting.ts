@@ -8,8 +8,9 @@ import type { Accounting, ConnectionKind, PageEvent, RequestRecord, TunnelActivi
 import type { Pseudonym } from '../identity/pseudonym.js';
 import type { CompiledPolicy, UsageView } from '../policy/types.js';
 import type { Logger } from '../log/logger.js';
-import type { AccessLog } from '../log/access-log.js';
-import type { LeewayMetrics } from '../metrics/metrics.js';
+import { accessLabels } from '../log/access-log.js';
+import type { AccessLabels, AccessLog } from '../log/access-log.js';
+import type { LeewayMetrics, RequestSeries } from '../metrics/metrics.js';
 import { BROWSING_MINUTE, SITE_MINUTE } from './usage-ledger.js';
 import type { UsageLedger } from './usage-ledger.js';
 
@@ -32,9 +33,55 @@ export interface AccountingOptions {
  */
 const ACTIVE_ACTIONS: ReadonlySet<string> = new Set(['allow', 'readonly']);
 
+/** What one (category, site, action) moves per request: its counters and its access-line labels. */
+interface Combination {
+  readonly series: RequestSeries;
+  readonly access: AccessLabels;
+  /** The action counts as active time (ACTIVE_ACTIONS). */
+  readonly active: boolean;
+}
+
+/**
+ * Combinations resolved once per policy: a request then costs three Map lookups and a few
+ * additions instead of a label fold and lookup per counter (issue 5: accounting under 5% of
+ * forwarding). Keyed by the raw names, which come from the policy and are few.
+ */
+class Combinations {
+  #policy: CompiledPolicy | undefined;
+  #byCategory = new Map<string | undefined, Map<string | undefined, Map<string, Combination>>>();
+
+  constructor(private readonly metrics: LeewayMetrics) {}
+
+  get(policy: CompiledPolicy | undefined, category: string | undefined, site: string | undefined, action: string): Combination {
+    if (policy !== this.#policy) {
+      // A reload may fold names differently: resolve again under the new policy.
+      this.#policy = policy;
+      this.#byCategory = new Map();
+    }
+    let bySite = this.#byCategory.get(category);
+    if (bySite === undefined) {
+      bySite = new Map();
+      this.#byCategory.set(category, bySite);
+    }
+    let byAction = bySite.get(site);
+    if (byAction === undefined) {
+      byAction = new Map();
+      bySite.set(site, byAction);
+    }
+    let combination = byAction.get(action);
+    if (combination === undefined) {
+      const series = this.metrics.requestSeries(category, site, action);
+      combination = { series, access: accessLabels(series.category, series.site, action), active: ACTIVE_ACTIONS.has(action) };
+      byAction.set(action, combination);
+    }
+    return combination;
+  }
+}
+
 export function createAccounting(options: AccountingOptions): Accounting & { readonly ledger: UsageLedger } {
   const { ledger, metrics, accessLog, logger } = options;
   const clock = options.clock ?? Date.now;
+  const combinations = new Combinations(metrics);
   let faults = 0;
   const fault = (what: string, error: unknown): void => {
     // Log the first few only: a systematic fault would otherwise log on every request.
@@ -59,16 +106,18 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
     // try/catch inline rather than a guard(() => ...) closure: this runs once per request.
     requestDone(record: RequestRecord): void {
       try {
-        metrics.request(record.category, record.site, record.action);
+        const combination = combinations.get(options.policy(), record.category, record.site, record.action);
+        const series = combination.series;
+        series.requests.value += 1;
         // The proxy reports when the exchange ends; the person sent the request when it began
         // (an hour-long tunnel is not an active minute at its close; its bytes count as they flow).
-        if (ACTIVE_ACTIONS.has(record.action)) countActivity(record.pseudonym, record.at - Math.max(0, record.durationMs), record.category, record.site, record.group);
+        if (combination.active) countActivity(record.pseudonym, record.at - Math.max(0, record.durationMs), record.category, record.site, record.group);
         else ledger.advance(record.at);
         // Tunnel and WebSocket bytes arrive through tunnelBytes() as they flow; counting the
         // record's totals as well would count them twice.
         if (record.kind === 'http' || record.kind === 'https') {
-          metrics.bytes(record.category, 'client-to-origin', record.bytesIn);
-          metrics.bytes(record.category, 'origin-to-client', record.bytesOut);
+          if (countable(record.bytesIn)) series.bytesIn.value += record.bytesIn;
+          if (countable(record.bytesOut)) series.bytesOut.value += record.bytesOut;
           metrics.requestDuration(record.kind, record.durationMs / 1000);
         }
         // Only origin failures: a refused client or a forbidden destination is not an upstream error.
@@ -77,18 +126,8 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
         if (quota?.exhausted === true && ledger.quotaExhausted(record.pseudonym, quota.scope, record.at)) {
           metrics.quotaExhausted(quota.scope.kind === 'category' ? quota.scope.name : record.category);
         }
-        // Nothing is built for the access log when it writes no per-request lines.
-        if (accessLog !== undefined && accessLog.mode !== 'aggregate-only') accessLog.write({
-          category: metrics.categoryLabel(record.category),
-          site: metrics.siteLabel(record.site),
-          action: record.action,
-          status: record.status,
-          bytesIn: record.bytesIn,
-          bytesOut: record.bytesOut,
-          durationMs: Math.round(record.durationMs),
-          kind: record.kind,
-          pseudonym: record.pseudonym,
-        });
+        // writeRequest returns at once when the log writes no per-request lines.
+        accessLog?.writeRequest(combination.access, record.status, record.bytesIn, record.bytesOut, Math.round(record.durationMs), record.kind, record.pseudonym);
       } catch (error) {
         fault('requestDone', error);
       }
@@ -125,4 +164,9 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
       }
     },
   };
+}
+
+/** A byte count the counters take (LeewayMetrics.bytes() applies the same rule). */
+function countable(bytes: number): boolean {
+  return bytes > 0 && Number.isFinite(bytes);
 }

@@ -110,6 +110,8 @@ export class UsageLedger {
   #since = 0;
   #people = new Map<string, Person>();
   #groupPeople = new Map<string, number>();
+  /** Bumped whenever #groupPeople changes, so label decisions built from it know when to look again. */
+  #groupsVersion = 0;
   /** `category\0group` → distinct people today. */
   #categoryGroupPeople = new Map<string, number>();
   /** category → people per band (index into MINUTE_BANDS). */
@@ -193,9 +195,11 @@ export class UsageLedger {
       person = { lastMinute: -1, minutes: 0, group, otherGroups: undefined, scopes: [] };
       this.#people.set(pseudonym, person);
       this.#groupPeople.set(group, (this.#groupPeople.get(group) ?? 0) + 1);
+      this.#groupsVersion += 1;
     } else if (person.group !== group && person.otherGroups?.includes(group) !== true) {
       (person.otherGroups ??= []).push(group);
       this.#groupPeople.set(group, (this.#groupPeople.get(group) ?? 0) + 1);
+      this.#groupsVersion += 1;
       // Already known in some categories under another group: count them there too.
       for (let i = 0; i < person.scopes.length; i += 3) {
         const scope = this.#scopeNames[person.scopes[i] as number];
@@ -281,6 +285,11 @@ export class UsageLedger {
   /** People seen today in a group: the k-anonymity test for group labels. */
   groupPeopleToday(group: string): number {
     return this.#groupPeople.get(group) ?? 0;
+  }
+
+  /** Changes whenever the people per group (peopleByGroup) change, the day's rollover included. */
+  get groupsVersion(): number {
+    return this.#groupsVersion;
   }
 
   get activePeople(): number {
@@ -387,6 +396,7 @@ export class UsageLedger {
   #forgetDay(): void {
     this.#people = new Map();
     this.#groupPeople = new Map();
+    this.#groupsVersion += 1;
     this.#categoryGroupPeople = new Map();
     this.#bands = new Map();
     this.#categoryMinutes = new Map();

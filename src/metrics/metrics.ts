@@ -96,9 +96,26 @@ class FoldedTally<L extends string> {
   }
 }
 
-interface Cell<L extends string> {
+interface Cell<L extends string> extends Count {
   readonly labels: Partial<Record<L, string>>;
+}
+
+/** A counter's value for one label combination, added to in place by whoever holds it. */
+export interface Count {
   value: number;
+}
+
+/**
+ * What one finished request moves, resolved once per (policy, category, site, action) by the
+ * account stage so that a request costs a few additions (issue 5: accounting under 5% of
+ * forwarding). `category` and `site` are the folded label values, for the access log.
+ */
+export interface RequestSeries {
+  readonly category: string;
+  readonly site: string;
+  readonly requests: Count;
+  readonly bytesIn: Count;
+  readonly bytesOut: Count;
 }
 
 /**
@@ -112,16 +129,22 @@ class DurationHistogram {
   readonly help = 'Time from a request reaching the proxy to the end of its response, for forwarded and intercepted HTTP.';
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  #series = new Map<RequestKindLabel, { buckets: number[]; sum: number; count: number }>();
+  // One slot per kind (a two-value enum): no Map lookup per observation. A series exists only
+  // once observed, and is exposed in the order first observed, as prom-client's would be.
+  #http: DurationSeries | undefined;
+  #https: DurationSeries | undefined;
+  #observed: DurationSeries[] = [];
 
   observe(kind: RequestKindLabel, seconds: number): void {
-    let series = this.#series.get(kind);
+    let series = kind === 'https' ? this.#https : this.#http;
     if (series === undefined) {
-      series = { buckets: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.#series.set(kind, series);
+      series = { kind, buckets: new Float64Array(BUCKET_BOUNDS.length), sum: 0, count: 0 };
+      if (kind === 'https') this.#https = series;
+      else this.#http = series;
+      this.#observed.push(series);
     }
-    for (let i = 0; i < DURATION_BUCKETS.length; i += 1) {
-      if (seconds <= (DURATION_BUCKETS[i] as number)) {
+    for (let i = 0; i < BUCKET_BOUNDS.length; i += 1) {
+      if (seconds <= (BUCKET_BOUNDS[i] as number)) {
         series.buckets[i] = (series.buckets[i] as number) + 1;
         break;
       }
@@ -132,7 +155,8 @@ class DurationHistogram {
 
   get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
     const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
-    for (const [kind, series] of this.#series) {
+    for (const series of this.#observed) {
+      const kind = series.kind;
       let cumulative = 0;
       DURATION_BUCKETS.forEach((le, i) => {
         cumulative += series.buckets[i] as number;
@@ -146,9 +170,21 @@ class DurationHistogram {
   }
 
   reset(): void {
-    this.#series = new Map();
+    this.#http = undefined;
+    this.#https = undefined;
+    this.#observed = [];
   }
 }
+
+interface DurationSeries {
+  readonly kind: RequestKindLabel;
+  /** Observations per bucket (not cumulative); +Inf is count minus their sum. */
+  readonly buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+const BUCKET_BOUNDS = Float64Array.from(DURATION_BUCKETS);
 
 interface PolicyNames {
   readonly categories: ReadonlySet<string>;
@@ -170,6 +206,7 @@ export class LeewayMetrics {
     direction: oneOf(DIRECTION_LABELS, direction ?? ''),
   }));
   readonly #connectionKinds = new WeakMap<Duplex, string>();
+  #named: { readonly policy: CompiledPolicy | undefined; readonly version: number; readonly groups: ReadonlySet<string> } | undefined;
 
   readonly #requests: Counter<'category' | 'site' | 'action'>;
   readonly #activeMinutes: Counter<'category' | 'site' | 'group'>;
@@ -359,18 +396,74 @@ export class LeewayMetrics {
     return name !== undefined && this.#policyNames()?.sites.has(name) === true ? name : OTHER;
   }
 
-  /** A group's name only while it had at least minGroupSize distinct active people today. */
+  /**
+   * A group's name only while it had at least minGroupSize (k) distinct active people today, and
+   * while `other` covers at least k people too (see #namedGroups); otherwise `other`.
+   */
   groupLabel(name: string | undefined): string {
     if (name === undefined) return OTHER;
+    return this.#namedGroups().has(name) ? name : OTHER;
+  }
+
+  /**
+   * The groups reported by name now. Groups under k fold into `other` with people in no group;
+   * if that leaves `other` with people but fewer than k (say one small group and nobody
+   * ungrouped), `other` would single that group out, so the smallest named groups fold into it
+   * too until it reaches k. When everyone together is under k, everything is `other`: the whole,
+   * reported per group nowhere. Recomputed only when a policy or the people per group change
+   * (a person's first request of the day), not per request.
+   */
+  #namedGroups(): ReadonlySet<string> {
     const policy = this.#policy();
-    if (policy === undefined || this.#policyNames()?.groups.has(name) !== true) return OTHER;
-    const k = policy.settings.anonymity.minGroupSize ?? DEFAULT_MIN_GROUP_SIZE;
-    return this.#ledger.groupPeopleToday(name) >= k ? name : OTHER;
+    const version = this.#ledger.groupsVersion;
+    const cached = this.#named;
+    if (cached !== undefined && cached.policy === policy && cached.version === version) return cached.groups;
+    const groups = new Set<string>();
+    const names = this.#policyNames();
+    if (policy !== undefined && names !== undefined) {
+      const k = policy.settings.anonymity.minGroupSize ?? DEFAULT_MIN_GROUP_SIZE;
+      const candidates: { group: string; people: number }[] = [];
+      let otherPeople = 0;
+      for (const row of this.#ledger.peopleByGroup()) {
+        if (row.group !== OTHER && names.groups.has(row.group) && row.people >= k) candidates.push(row);
+        else otherPeople += row.people;
+      }
+      // Smallest first (then by name, so the choice is stable): the least detail is given up.
+      candidates.sort((a, b) => a.people - b.people || (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+      let folded = 0;
+      while (otherPeople > 0 && otherPeople < k && folded < candidates.length) {
+        otherPeople += (candidates[folded] as { people: number }).people;
+        folded += 1;
+      }
+      for (const candidate of candidates.slice(folded)) groups.add(candidate.group);
+    }
+    this.#named = { policy, version, groups };
+    return groups;
   }
 
   // --- usage events (the accounting module calls these) -------------------------------------
 
   request(category: string | undefined, site: string | undefined, action: string): void {
+    this.#requestCell(this.#policy(), category, site, action).value += 1;
+  }
+
+  /**
+   * The request and byte counts of one (category, site, action) under the live policy, for a
+   * caller that keeps it and adds to it per request. Resolve again after a reload (the labels
+   * fold by policy); counts already added keep the labels they were folded to.
+   */
+  requestSeries(category: string | undefined, site: string | undefined, action: string): RequestSeries {
+    const policy = this.#policy();
+    return {
+      category: this.categoryLabel(category),
+      site: this.siteLabel(site),
+      requests: this.#requestCell(policy, category, site, action),
+      bytesIn: this.#bytesTally.cell(policy, category, 'client-to-origin'),
+      bytesOut: this.#bytesTally.cell(policy, category, 'origin-to-client'),
+    };
+  }
+
+  #requestCell(policy: CompiledPolicy | undefined, category: string | undefined, site: string | undefined, action: string): Count {
     // Keyed by the label, not the raw action: free text folds into one `other` tally.
     const label = ACTION_SET.has(action) ? action : OTHER;
     let tally = this.#requestTallies.get(label);
@@ -378,7 +471,7 @@ export class LeewayMetrics {
       tally = new FoldedTally((c, s) => ({ category: this.categoryLabel(c), site: this.siteLabel(s), action: label }));
       this.#requestTallies.set(label, tally);
     }
-    tally.cell(this.#policy(), category, site).value += 1;
+    return tally.cell(policy, category, site);
   }
 
   activeMinute(category: string | undefined, site: string | undefined, group: string | undefined): void {

@@ -36,6 +36,12 @@ const STAFF = ['127.0.20.1', '127.0.20.2', '127.0.20.3', '127.0.20.4', '127.0.20
 const SALES = ['127.0.10.1', '127.0.10.2', '127.0.10.3', '127.0.10.4', '127.0.10.5', '127.0.10.6'];
 /** Two people: below k = 5, so "board" must never reach Prometheus as a label value. */
 const BOARD = ['127.0.30.1', '127.0.30.2'];
+/**
+ * Five people in no group: with them, "other" holds k people without board, so staff and sales
+ * stay named (without them, "other" would be board alone and the smallest named group would fold
+ * into it, docs/metrics.md).
+ */
+const UNGROUPED = ['127.0.40.1', '127.0.40.2', '127.0.40.3', '127.0.40.4', '127.0.40.5'];
 const PURPOSE_BY_GROUP: Readonly<Record<string, string>> = { staff: 'break', sales: 'business', board: 'unsaid' };
 
 let origin: Origin;
@@ -202,7 +208,9 @@ beforeAll(async () => {
   });
   await until('Prometheus ready', async () => ((await fetch(`${promUrl}/-/ready`)).ok ? true : undefined));
 
-  // Wave 1: five staff and five sales people (their groups reach k), one board member.
+  // Wave 1: five people in no group (one business request each), five staff and five sales
+  // people (their groups reach k), one board member.
+  for (const from of UNGROUPED) expect((await viaProxy(proxyPort, from, 'GET', `http://linkedin.test:${origin.port}/feed`)).status).toBe(200);
   for (const [i, from] of STAFF.slice(0, 5).entries()) await browse(from, 'staff', i % 2 === 0);
   for (const [i, from] of SALES.slice(0, 5).entries()) await browse(from, 'sales', i % 2 === 0);
   await browse(BOARD[0] ?? '', 'board', true);

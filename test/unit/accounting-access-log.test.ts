@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ACCESS_LOG_MAX_DELAY_MS, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
+import { ACCESS_LOG_MAX_DELAY_MS, accessLabels, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
 import type { AccessEntry } from '../../src/log/access-log.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { AccessLogMode } from '../../src/policy/types.js';
@@ -88,6 +88,64 @@ describe('access log on its own destination', () => {
     // Odd values stay valid JSON.
     const odd = formatAccessLine({ ...entry, site: 'a"b\\c', durationMs: Number.NaN }, fieldsFor(mode));
     expect(JSON.parse(odd)).toMatchObject({ site: 'a"b\\c', durationMs: null });
+  });
+
+  const requestCases: { mode: AccessLogMode; entry: AccessEntry }[] = [
+    { mode: 'anonymous', entry },
+    { mode: 'pseudonymous', entry },
+    { mode: 'pseudonymous', entry: { ...entry, category: 'caf\u00e9 "x"', site: 'a\\b', action: 'free text', kind: 'odd kind', pseudonym: 'p"q', durationMs: Number.NaN, bytesIn: Number.POSITIVE_INFINITY } },
+    { mode: 'anonymous', entry: { ...entry, status: 0, bytesIn: 1_234_567_890_123, bytesOut: -5, durationMs: 2.5 } },
+    { mode: 'anonymous', entry: { ...entry, status: 10, bytesIn: 1e21, bytesOut: 999_999_999_999_999, durationMs: Number.NEGATIVE_INFINITY } },
+    { mode: 'aggregate-only', entry },
+  ];
+  it.each(requestCases)('writeRequest writes what write() does, in $mode mode, on a destination and through the logger', ({ mode, entry: e }) => {
+    const viaDestination = (call: (log: ReturnType<typeof createAccessLog>) => void): string[] => {
+      const writes: string[] = [];
+      const log = createAccessLog({ mode: () => mode, logger: createLogger({ destination: { write: () => undefined } }), destination: { write: (chunk: string) => void writes.push(chunk) } });
+      call(log);
+      log.flush();
+      return writes;
+    };
+    const viaLogger = (call: (log: ReturnType<typeof createAccessLog>) => void): string[] => {
+      const lines: string[] = [];
+      call(createAccessLog({ mode: () => mode, logger: createLogger({ destination: { write: (line: string) => void lines.push(line) } }) }));
+      return lines.filter((line) => line.includes('"msg":"access"'));
+    };
+    const byEntry = (log: ReturnType<typeof createAccessLog>): void => log.write(e);
+    const byRequest = (log: ReturnType<typeof createAccessLog>): void =>
+      log.writeRequest(accessLabels(e.category, e.site, e.action), e.status, e.bytesIn, e.bytesOut, e.durationMs, e.kind, e.pseudonym ?? '');
+    const withoutTime = (lines: string[]): string[] => lines.map((line) => line.replace(/"time":"[^"]*"/g, '"time":""'));
+    const direct = withoutTime(viaDestination(byRequest));
+    expect(direct).toEqual(withoutTime(viaDestination(byEntry)));
+    expect(withoutTime(viaLogger(byRequest))).toEqual(withoutTime(viaLogger(byEntry)));
+    // And pino's own serializer agrees with the line built by hand.
+    expect(direct).toEqual(withoutTime(viaLogger(byEntry)));
+    expect(direct).toHaveLength(mode === 'aggregate-only' ? 0 : 1);
+  });
+
+  it('splits request lines between chunks only at line ends, in order, losing none', () => {
+    const writes: string[] = [];
+    const log = createAccessLog({ mode: () => 'pseudonymous', logger: createLogger({ destination: { write: () => undefined } }), destination: { write: (chunk: string) => void writes.push(chunk) } });
+    const labels = accessLabels('social-leisure', 'facebook', 'allow');
+    for (let i = 0; i < 2000; i += 1) log.writeRequest(labels, 200, i, i * 7, i % 13, i % 2 === 0 ? 'http' : 'https', `P${i}`);
+    log.flush();
+    expect(writes.length).toBeGreaterThan(2);
+    for (const chunk of writes) expect(chunk.endsWith('\n')).toBe(true);
+    const lines = writes.join('').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+    expect(lines[1999]).toMatchObject({ bytesOut: 1999 * 7, durationMs: 1999 % 13, kind: 'https', pseudonym: 'P1999' });
+  });
+
+  it('keeps request lines and other lines in the order written', () => {
+    const writes: string[] = [];
+    const batch = batched({ write: (chunk: string) => void writes.push(chunk) });
+    const labels = accessLabels('social-leisure', 'facebook', 'allow');
+    batch.writeRequest(labels, 200, 1, 0, 0, 'http', undefined);
+    batch.write('{"between":true}\n');
+    batch.writeRequest(labels, 200, 2, 0, 0, 'http', undefined);
+    batch.flush();
+    const lines = writes.join('').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.map((line) => line.bytesIn ?? line.between)).toEqual([1, true, 2]);
   });
 
   it('batches until 64 KiB or an explicit flush', () => {

@@ -121,6 +121,25 @@ describe('requests', () => {
     expect(await value(metrics, 'leeway_upstream_errors_total{code="LEEWAY_ERR_EGRESS_FORBIDDEN"}')).toBe(0);
   });
 
+  it('folds labels under the policy in force: a reload re-folds new requests, earlier counts keep theirs', async () => {
+    let live = policy;
+    const ledger = new UsageLedger({ timeZone: policy.settings.timeZone });
+    const metrics = new LeewayMetrics({ policy: () => live, ledger, defaultMetrics: false, clock: () => T0 });
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
+    const accessLog = createAccessLog({ mode: () => 'anonymous', logger });
+    const accounting = createAccounting({ policy: () => live, ledger, metrics, accessLog, logger, clock: () => T0 });
+    accounting.requestDone(request());
+    accounting.requestDone(request());
+    // The reloaded policy no longer names the site facebook.
+    live = { ...policy, siteNames: policy.siteNames.filter((name) => name !== 'facebook') };
+    accounting.requestDone(request({ bytesOut: 5 }));
+    expect(await value(metrics, 'leeway_requests_total{category="social-leisure",site="facebook",action="allow"}')).toBe(2);
+    expect(await value(metrics, 'leeway_requests_total{category="social-leisure",site="other",action="allow"}')).toBe(1);
+    expect(await value(metrics, 'leeway_bytes_total{category="social-leisure",direction="origin-to-client"}')).toBe(2005);
+    expect(lines.filter((line) => line.msg === 'access').map((line) => line.site)).toEqual(['facebook', 'facebook', 'other']);
+  });
+
   it('never lets a fault reach the proxy', () => {
     const { accounting, lines } = setup();
     const broken = request({ at: Number.NaN });

@@ -224,13 +224,14 @@ describe('k-anonymity on group labels', () => {
     visit('b1', 'board');
     // The same board member many minutes: still 2 people.
     for (let m = 1; m < 30; m += 1) visit('b0', 'board', T0 + m * 60_000);
-    visit('x0', 'not-in-policy');
+    // Three people in no policy group: with board's two, `other` holds 5 people, k on its own.
+    for (let i = 0; i < 3; i += 1) visit(`x${i}`, 'not-in-policy');
 
     let all = await samples(metrics);
     let groups = new Set(all.flatMap((s) => (s.labels.group === undefined ? [] : [s.labels.group])));
     expect([...groups]).toEqual(['other']);
-    expect(all.find((s) => s.name === 'leeway_people_active')?.value).toBe(7);
-    expect(all.filter((s) => s.name === 'leeway_people_browsing')).toEqual([{ name: 'leeway_people_browsing', labels: { group: 'other' }, value: 7 }]);
+    expect(all.find((s) => s.name === 'leeway_people_active')?.value).toBe(9);
+    expect(all.filter((s) => s.name === 'leeway_people_browsing')).toEqual([{ name: 'leeway_people_browsing', labels: { group: 'other' }, value: 9 }]);
 
     visit('s4', 'sales');
     visit('s0', 'sales', T0 + 60_000);
@@ -238,14 +239,70 @@ describe('k-anonymity on group labels', () => {
     groups = new Set(all.flatMap((s) => (s.labels.group === undefined ? [] : [s.labels.group])));
     expect([...groups].sort()).toEqual(['other', 'sales']);
     expect(all.find((s) => s.name === 'leeway_people_active' && s.labels.group === 'sales')?.value).toBe(5);
-    expect(all.find((s) => s.name === 'leeway_people_active' && s.labels.group === 'other')?.value).toBe(3);
+    expect(all.find((s) => s.name === 'leeway_people_active' && s.labels.group === 'other')?.value).toBe(5);
     // The people move from other to their group's label as a whole: nobody is counted twice.
     const browsing = Object.fromEntries(all.filter((s) => s.name === 'leeway_people_browsing').map((s) => [s.labels.group, s.value]));
-    expect(browsing).toEqual({ sales: 5, other: 3 });
+    expect(browsing).toEqual({ sales: 5, other: 5 });
     // Minutes counted before the group reached 5 stay under other; the totals are unchanged.
     const minutes = all.filter((s) => s.name === 'leeway_browsing_minutes_total').reduce((sum, s) => sum + s.value, 0);
-    expect(minutes).toBe(4 + 30 + 1 + 1 + 1 + 1);
+    expect(minutes).toBe(4 + 30 + 1 + 3 + 1 + 1);
     expect(all.find((s) => s.name === 'leeway_browsing_minutes_total' && s.labels.group === 'sales')?.value).toBe(2);
+    expect(JSON.stringify(all)).not.toContain('board');
+  });
+});
+
+describe('the other bucket covers k people too', () => {
+  type Visit = readonly [who: string, group: string, minute: number];
+  const people = (count: number, group: string, minute = 0): Visit[] => Array.from({ length: count }, (_, i): Visit => [`${group}-${i}`, group, minute]);
+  // People arrive one by one, in the order listed; each counts one browsing minute under the label
+  // its group had at that moment: a group's first four people count under other until the fifth.
+  const cases: { name: string; visits: Visit[]; browsing: Record<string, number>; minutes: Record<string, number> }[] = [
+    {
+      // Without the rule, other would be board alone: its two people reported apart.
+      name: 'one small group and nobody ungrouped: the smallest named group folds into other with it',
+      visits: [...people(6, 'lab'), ...people(5, 'sales'), ...people(2, 'board')],
+      browsing: { lab: 6, other: 7 },
+      // sales' first four fold lab away while they are other; from board's first person on, sales is other.
+      minutes: { lab: 2, sales: 1, other: 4 + 4 + 2 },
+    },
+    {
+      name: 'one person in no named group: the smallest group folds in with them (on a tie, the first by name)',
+      visits: [...people(5, 'lab'), ...people(5, 'sales'), ...people(1, 'board')],
+      browsing: { sales: 5, other: 6 },
+      minutes: { lab: 1, sales: 1, other: 4 + 4 + 1 },
+    },
+    {
+      name: 'people in no group can make other big enough alone: then nothing folds',
+      visits: [...people(5, 'lab'), ...people(2, 'board'), ...people(3, 'not-in-policy')],
+      browsing: { lab: 5, other: 5 },
+      minutes: { lab: 1, other: 4 + 2 + 3 },
+    },
+    {
+      name: 'everyone together under k: everything is other, nothing per group',
+      visits: [...people(3, 'lab'), ...people(1, 'board')],
+      browsing: { other: 4 },
+      minutes: { other: 4 },
+    },
+    {
+      name: 'nobody outside named groups: nothing folds',
+      visits: [...people(5, 'lab'), ...people(6, 'sales')],
+      browsing: { lab: 5, sales: 6 },
+      minutes: { lab: 1, sales: 2, other: 4 + 4 },
+    },
+  ];
+  it.each(cases)('$name', async ({ visits, browsing, minutes }) => {
+    const { metrics, accounting } = setup();
+    for (const [who, group, minute] of visits) {
+      accounting.requestDone({ at: T0 + minute * 60_000, kind: 'http', pseudonym: who as Pseudonym, group, category: 'social-leisure', site: 'facebook', ruleId: 'r', action: 'allow', status: 200, bytesIn: 0, bytesOut: 0, durationMs: 1 });
+    }
+    const all = await samples(metrics);
+    const byGroup = (name: string): Record<string, number> => Object.fromEntries(all.filter((s) => s.name === name).map((s) => [s.labels.group, s.value]));
+    expect(byGroup('leeway_people_browsing')).toEqual(browsing);
+    expect(byGroup('leeway_browsing_minutes_total')).toEqual(minutes);
+    // Whatever folds, the totals over groups stay right, and other, when present, holds k people.
+    expect(Object.values(byGroup('leeway_browsing_minutes_total')).reduce((a, b) => a + b, 0)).toBe(visits.length);
+    const other = byGroup('leeway_people_browsing').other;
+    if (other !== undefined && Object.keys(browsing).length > 1) expect(other).toBeGreaterThanOrEqual(5);
     expect(JSON.stringify(all)).not.toContain('board');
   });
 });
