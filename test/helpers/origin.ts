@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface Origin {
@@ -109,4 +110,18 @@ export async function startOrigin(handler: RequestListener = defaultOriginHandle
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * A TCP echo origin for tunnels: echoes what it reads and, once the client half-closes, sends
+ * "bye" and closes its side (so a test sees both directions end on their own).
+ */
+export async function startEchoServer(): Promise<{ readonly server: net.Server; readonly port: number }> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('data', (chunk) => socket.write(chunk));
+    socket.on('end', () => socket.end('bye'));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
 }

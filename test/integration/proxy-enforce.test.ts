@@ -59,6 +59,16 @@ async function postContinue(host: string, token: string, agent = proxy.agent, ch
   return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
 }
 
+/** POST /.leeway/continue over a raw connection from a chosen client address (another address is another person). */
+function rawContinue(port: number, host: string, token: string, localAddress: string): Promise<string> {
+  const body = new URLSearchParams({ token, choice: 'continue' }).toString();
+  return rawExchange(
+    port,
+    `POST http://${host}:${origin.port}/.leeway/continue HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    { localAddress },
+  );
+}
+
 describe('enforcement on plain HTTP', () => {
   it('block: a 403 page with the rule reason, origin never reached', async () => {
     const before = origin.received.length;
@@ -99,14 +109,7 @@ describe('enforcement on plain HTTP', () => {
 
   it('refuses a token used by another person (another client address)', async () => {
     const pageText = await rawExchange(proxy.port, `GET http://coach-d.test:${origin.port}/ HTTP/1.1\r\nHost: coach-d.test\r\nConnection: close\r\n\r\n`);
-    const token = tokenIn(pageText);
-    const body = new URLSearchParams({ token, choice: 'continue' }).toString();
-    const post = (localAddress: string) =>
-      rawExchange(
-        proxy.port,
-        `POST http://coach-d.test:${origin.port}/.leeway/continue HTTP/1.1\r\nHost: coach-d.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-        { localAddress },
-      );
+    const post = (localAddress: string) => rawContinue(proxy.port, 'coach-d.test', tokenIn(pageText), localAddress);
     expect(statusOf(await post('127.0.0.2'))).toBe(403);
     // Refused attempts do not burn the owner's token.
     expect(statusOf(await post('127.0.0.1'))).toBe(303);
@@ -204,14 +207,8 @@ describe('a Continue token across local midnight', () => {
   it('is refused to another person after midnight, and still the owner\'s', async () => {
     now = Date.parse('2026-03-11T23:59:55Z');
     const pageText = await rawExchange(late.port, `GET http://coach-d.test:${origin.port}/ HTTP/1.1\r\nHost: coach-d.test\r\nConnection: close\r\n\r\n`);
-    const body = new URLSearchParams({ token: tokenIn(pageText), choice: 'continue' }).toString();
     now = Date.parse('2026-03-12T00:00:05Z');
-    const post = (localAddress: string) =>
-      rawExchange(
-        late.port,
-        `POST http://coach-d.test:${origin.port}/.leeway/continue HTTP/1.1\r\nHost: coach-d.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
-        { localAddress },
-      );
+    const post = (localAddress: string) => rawContinue(late.port, 'coach-d.test', tokenIn(pageText), localAddress);
     // Another client address is another person (the test policy identifies by network).
     expect(statusOf(await post('127.0.0.2'))).toBe(403);
     expect(statusOf(await post('127.0.0.1'))).toBe(303);

@@ -12,6 +12,7 @@ import { writeTestPolicy } from '../helpers/policy.js';
 import { noopAccounting } from '../../src/index.js';
 import type { Accounting, RequestRecord, TunnelActivity } from '../../src/index.js';
 import type { TestPolicy } from '../helpers/policy.js';
+import { startEchoServer } from '../helpers/origin.js';
 import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
 import type { RunningLeeway } from '../helpers/proxy.js';
 
@@ -23,14 +24,7 @@ let policy: TestPolicy;
 let proxy: RunningLeeway;
 
 beforeAll(async () => {
-  // A TCP echo server that, once the client half-closes, sends "bye" and closes its side.
-  echo = net.createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('data', (chunk) => socket.write(chunk));
-    socket.on('end', () => socket.end('bye'));
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-  echoPort = (echo.address() as AddressInfo).port;
+  ({ server: echo, port: echoPort } = await startEchoServer());
   wsOrigin = http.createServer();
   const wss = new WebSocketServer({ server: wsOrigin });
   wss.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary })));

@@ -21,6 +21,7 @@ import { caFromPem, generateCa, writeCa } from '../../src/tls/ca.js';
 import { generateLeafKey, mintLeafCertificate } from '../../src/tls/leaf-certificate.js';
 import { deferredInterceptor, setupInterception } from '../../src/tls/interception.js';
 import { STANDARD_CATEGORIES, STANDARD_RULES, TEST_HOSTS, writeTestPolicy, type TestPolicy } from '../helpers/policy.js';
+import { startEchoServer } from '../helpers/origin.js';
 import { startLeeway, type RunningLeeway } from '../helpers/proxy.js';
 
 /** The wait for a ClientHello in src/proxy/pipeline.ts (CLIENT_HELLO_TIMEOUT_MS). */
@@ -54,14 +55,7 @@ beforeAll(async () => {
   const signer = caFromPem(originCa.certPem, originCa.keyPem);
   const key = generateLeafKey('ec');
 
-  // A TCP echo origin that answers "bye" after the client's end.
-  echo = net.createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('data', (chunk) => socket.write(chunk));
-    socket.on('end', () => socket.end('bye'));
-    socket.on('error', () => undefined);
-  });
-  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-  echoPort = (echo.address() as AddressInfo).port;
+  ({ server: echo, port: echoPort } = await startEchoServer());
   // A server that speaks first (SSH, SMTP): its banner at once, then an echo.
   banner = net.createServer((socket) => {
     socket.on('error', () => undefined);
