@@ -67,7 +67,8 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
   let accessLog: AccessLog | undefined;
   let proxied: AccountedProxy | undefined;
   let followed: CompiledPolicy | undefined;
-  // Asked once per request (a reference comparison): a reload that changes the zone moves the next rollover.
+  // Asked at every report (a reference comparison): a reload that changes the zone moves the next
+  // rollover. Not only in usage(): the proxy asks for usage only when a quota rule can read it.
   const followPolicy = (): void => {
     const current = proxied?.policy;
     if (current === undefined || current === followed) return;
@@ -81,9 +82,21 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
       followPolicy();
       return inner.usage(pseudonym);
     },
-    requestDone: (record: RequestRecord): void => inner?.requestDone(record),
-    tunnelBytes: (record: TunnelActivity): void => inner?.tunnelBytes(record),
-    pageEvent: (event: PageEvent): void => inner?.pageEvent(event),
+    requestDone: (record: RequestRecord): void => {
+      if (inner === undefined) return;
+      followPolicy();
+      inner.requestDone(record);
+    },
+    tunnelBytes: (record: TunnelActivity): void => {
+      if (inner === undefined) return;
+      followPolicy();
+      inner.tunnelBytes(record);
+    },
+    pageEvent: (event: PageEvent): void => {
+      if (inner === undefined) return;
+      followPolicy();
+      inner.pageEvent(event);
+    },
     connection: (socket: Duplex, kind: ConnectionKind): void => inner?.connection?.(socket, kind),
   };
 

@@ -169,7 +169,7 @@ export class LineBatch implements DestinationStream {
         }
       }
       let at = this.#length;
-      at = put(buffer, at, prefixBytesAt(numbers[n] as number));
+      at = putPrefix(buffer, at, numbers[n] as number);
       at = put(buffer, at, labels.bytes);
       at = put(buffer, at, STATUS);
       at = putNumber(buffer, at, numbers[n + 1] as number);
@@ -234,10 +234,31 @@ function kindOf(bytes: Buffer): string {
   return KINDS.find((kind) => KIND_BYTES.get(kind) === bytes) ?? '';
 }
 
-function prefixBytesAt(millis: number): Buffer {
-  refreshPrefix(millis);
-  return prefixBytes;
+/**
+ * The line's prefix with pino's time: the part up to the second is encoded once per second and
+ * the milliseconds written as three digits. Rebuilt per millisecond (an ISO string and a small
+ * Buffer each time), it was a tenth of the account stage in a profile of a loaded proxy.
+ */
+function putPrefix(buffer: Buffer, at: number, millis: number): number {
+  const ms = ((millis % 1000) + 1000) % 1000;
+  const second = millis - ms;
+  if (second !== headSecond) {
+    headSecond = second;
+    const iso = new Date(second).toISOString();
+    // toISOString always ends in `.mmmZ`, whatever the width of the year before.
+    headBytes = Buffer.from(`{"level":"info","time":"${iso.slice(0, -4)}`);
+  }
+  let end = put(buffer, at, headBytes);
+  buffer[end] = 0x30 + Math.floor(ms / 100);
+  buffer[end + 1] = 0x30 + (Math.floor(ms / 10) % 10);
+  buffer[end + 2] = 0x30 + (ms % 10);
+  end += 3;
+  return put(buffer, end, PREFIX_TAIL);
 }
+
+let headSecond = Number.NaN;
+let headBytes = Buffer.alloc(0);
+const PREFIX_TAIL = Buffer.from('Z","service":"leeway","log":"access"');
 
 function put(buffer: Buffer, at: number, bytes: Buffer): number {
   buffer.set(bytes, at);
@@ -306,7 +327,6 @@ const KIND_JSON = new Map(['http', 'https', 'tunnel', 'websocket'].map((kind) =>
 
 let prefixMillis = Number.NaN;
 let prefix = '';
-let prefixBytes = Buffer.alloc(0);
 /**
  * Everything before the fields, with pino's time (as cachedIsoTime writes it), rebuilt when the
  * millisecond changes: one clock read and a number comparison per line.
@@ -315,7 +335,6 @@ function refreshPrefix(millis: number): void {
   if (millis === prefixMillis) return;
   prefixMillis = millis;
   prefix = `{"level":"info","time":"${new Date(millis).toISOString()}","service":"leeway","log":"access"`;
-  prefixBytes = Buffer.from(prefix);
 }
 
 function linePrefix(millis = Date.now()): string {

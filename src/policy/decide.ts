@@ -40,6 +40,22 @@ interface Context {
   readonly verbose: boolean;
 }
 
+const quotaRules = new WeakMap<CompiledPolicy, boolean>();
+
+/**
+ * Whether decide() can read `usage` under this policy: only quota rules do. A caller that must
+ * work to build a usage view (the proxy asks accounting per request) may pass NO_USAGE when
+ * this is false, and the decisions are the same.
+ */
+export function readsUsage(policy: CompiledPolicy): boolean {
+  let reads = quotaRules.get(policy);
+  if (reads === undefined) {
+    reads = internalsOf(policy).rules.some((rule) => rule.quota !== undefined);
+    quotaRules.set(policy, reads);
+  }
+  return reads;
+}
+
 export function decide(facts: RequestFacts, policy: CompiledPolicy, now: number, usage: UsageView, options?: DecideOptions): Decision {
   const internals = internalsOf(policy);
   const { host, category, site } = internals.classifier.classifyRaw(facts.host);

@@ -66,7 +66,7 @@ export interface PageEvent {
 }
 
 export interface Accounting {
-  /** Today's usage for this person; must be a cheap, synchronous lookup (it runs per request). */
+  /** Today's usage for this person; must be a cheap, synchronous lookup (it runs per request while the policy has a quota rule). */
   usage(pseudonym: Pseudonym): UsageView;
   requestDone(record: RequestRecord): void;
   /** Reported as bytes flow (per chunk or batched), so long tunnels count as active while open. */

@@ -18,8 +18,9 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/logger.js';
 import { LeewayError } from '../errors.js';
-import { decide } from '../policy/decide.js';
-import type { Decision } from '../policy/types.js';
+import { decide, readsUsage } from '../policy/decide.js';
+import type { CompiledPolicy, Decision, UsageView } from '../policy/types.js';
+import { NO_USAGE } from '../policy/types.js';
 import type { AcknowledgementStore } from '../pages/acknowledgements.js';
 import type { ContinueTokens } from '../pages/continue-token.js';
 import { proxyAuthenticateHeader } from '../identity/proxy-auth.js';
@@ -86,6 +87,9 @@ export class Pipeline {
   /** Sockets handed to tunnels, WebSockets and interceptors, closed at the end of a drain. */
   readonly detached = new Set<Duplex>();
   readonly #accounting: Accounting | undefined;
+  /** The policy #policyReadsUsage was computed for (a reload brings another). */
+  #usagePolicy: CompiledPolicy | undefined;
+  #policyReadsUsage = true;
 
   constructor(private readonly deps: PipelineDeps) {
     // Skip building records nobody reads.
@@ -182,7 +186,7 @@ export class Pipeline {
       if (this.deps.localRoutes.handle(req, res, runtime, target.pathOnly)) return;
     }
     const method = req.method ?? 'GET';
-    const decision = decide({ host: target.host, port: target.port, method, path: target.pathOnly, group: identity.group }, runtime.policy, now, this.#usage(identity));
+    const decision = decide({ host: target.host, port: target.port, method, path: target.pathOnly, group: identity.group }, runtime.policy, now, this.#usage(runtime, identity));
     const visit: Visit = { runtime, identity, target, kind, start: now };
     const page = this.#pageFor(decision, identity, target.host, method, now);
     if (page !== undefined) return this.#page(req, res, visit, decision, page);
@@ -227,7 +231,7 @@ export class Pipeline {
 
   #connect(runtime: Runtime, socket: Duplex, head: Buffer, host: string, port: number, identity: Identity): void {
     const now = this.deps.clock();
-    const decision = decide({ host, port, group: identity.group }, runtime.policy, now, this.#usage(identity));
+    const decision = decide({ host, port, group: identity.group }, runtime.policy, now, this.#usage(runtime, identity));
     const page = this.#pageFor(decision, identity, host, undefined, now);
     const interceptor = this.deps.interceptor;
     if (interceptor !== undefined && interceptor.available && runtime.interceptionEnabled) {
@@ -280,7 +284,7 @@ export class Pipeline {
     const choose = (peek: PeekResult): ConnectChoice => {
       if (peek.serverName === undefined || peek.serverName === first.host.toLowerCase().replace(/\.$/, '')) return first;
       const host = peek.serverName;
-      const decision = decide({ host, port, group: identity.group }, runtime.policy, this.deps.clock(), this.#usage(identity));
+      const decision = decide({ host, port, group: identity.group }, runtime.policy, this.deps.clock(), this.#usage(runtime, identity));
       return { host, decision, page: this.#pageFor(decision, identity, host, undefined, this.deps.clock()) };
     };
     const intercept = (choice: ConnectChoice, bytes: Buffer): void => {
@@ -377,7 +381,7 @@ export class Pipeline {
   #upgrade(runtime: Runtime, req: IncomingMessage, socket: Duplex, head: Buffer, target: RequestTarget, identity: Identity, kind: TrafficKind): void {
     const now = this.deps.clock();
     const method = req.method ?? 'GET';
-    const decision = decide({ host: target.host, port: target.port, method, path: target.pathOnly, group: identity.group }, runtime.policy, now, this.#usage(identity));
+    const decision = decide({ host: target.host, port: target.port, method, path: target.pathOnly, group: identity.group }, runtime.policy, now, this.#usage(runtime, identity));
     const visit: Visit = { runtime, identity, target, kind, start: now };
     const page = this.#pageFor(decision, identity, target.host, method, now);
     if (page !== undefined) {
@@ -476,8 +480,13 @@ export class Pipeline {
     else next(result);
   }
 
-  #usage(identity: Identity) {
-    return this.deps.accounting.usage(identity.pseudonym);
+  #usage(runtime: Runtime, identity: Identity): UsageView {
+    // Only quota rules read usage: without one, asking accounting (a view built per request) buys nothing.
+    if (runtime.policy !== this.#usagePolicy) {
+      this.#usagePolicy = runtime.policy;
+      this.#policyReadsUsage = readsUsage(runtime.policy);
+    }
+    return this.#policyReadsUsage ? this.deps.accounting.usage(identity.pseudonym) : NO_USAGE;
   }
 
   #track(socket: Duplex, kind: ConnectionKind): void {

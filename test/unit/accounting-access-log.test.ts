@@ -148,6 +148,28 @@ describe('access log on its own destination', () => {
     expect(lines.map((line) => line.bytesIn ?? line.between)).toEqual([1, true, 2]);
   });
 
+  it('writes each line\'s time as pino does, to the millisecond, across the end of a second', () => {
+    const writes: string[] = [];
+    const batch = batched({ write: (chunk: string) => void writes.push(chunk) });
+    const labels = accessLabels('social-leisure', 'facebook', 'allow');
+    const real = Date.now;
+    // Each number of leading zeros in the milliseconds, and the next second.
+    const times = ['2026-06-15T08:00:59.000Z', '2026-06-15T08:00:59.007Z', '2026-06-15T08:00:59.042Z', '2026-06-15T08:00:59.999Z', '2026-06-15T08:01:00.100Z'];
+    try {
+      for (const time of times) {
+        Date.now = () => Date.parse(time);
+        batch.writeRequest(labels, 200, 1, 2, 3, 'https', undefined);
+      }
+    } finally {
+      Date.now = real;
+    }
+    batch.flush();
+    const lines = writes.join('').split('\n').filter((line) => line !== '');
+    expect(lines.map((line) => (JSON.parse(line) as { time: string }).time)).toEqual(times);
+    const expected = formatAccessLine({ category: 'social-leisure', site: 'facebook', action: 'allow', status: 200, bytesIn: 1, bytesOut: 2, durationMs: 3, kind: 'https' }, fieldsFor('anonymous'));
+    expect(lines[0]).toBe(expected.replace(/"time":"[^"]*"/, `"time":"${times[0]}"`).trimEnd());
+  });
+
   it('batches until 64 KiB or an explicit flush', () => {
     const writes: string[] = [];
     const batch = batched({ write: (chunk: string) => void writes.push(chunk) });

@@ -1,7 +1,7 @@
 /** decide(): first-match order, the default, groups, quotas, needsInspection; and load-time settings. */
 import { dirname, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decide } from '../../src/policy/decide.js';
+import { decide, readsUsage } from '../../src/policy/decide.js';
 import { loadPolicy } from '../../src/policy/load.js';
 import { NO_USAGE } from '../../src/policy/types.js';
 import type { CompiledPolicy, RequestFacts, UsageView } from '../../src/policy/types.js';
@@ -163,5 +163,18 @@ describe('compiled policy', () => {
     if (!loaded.ok) return;
     expect(loaded.policy.settings.timeZone).toBe(Intl.DateTimeFormat().resolvedOptions().timeZone);
     expect(decide({ host: 'anything.example' }, loaded.policy, 0, NO_USAGE)).toMatchObject({ ruleId: 'default', action: { kind: 'allow' } });
+  });
+});
+
+describe('readsUsage: whether a usage view can change a decision', () => {
+  it('is true with a quota rule and false without one', async () => {
+    expect(readsUsage(policy)).toBe(true);
+    const loaded = await loadPolicy('test/fixtures/policies-minimal');
+    if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
+    expect(readsUsage(loaded.policy)).toBe(false);
+    // Without a quota rule the view is never read: a view that throws decides as NO_USAGE does.
+    const throwing: UsageView = { minutesUsedToday: () => { throw new Error('read'); } };
+    const facts: RequestFacts = { host: 'www.facebook.com', method: 'GET', path: '/' };
+    expect(decide(facts, loaded.policy, THURSDAY_NOON, throwing)).toEqual(decide(facts, loaded.policy, THURSDAY_NOON, NO_USAGE));
   });
 });
