@@ -226,6 +226,12 @@ beforeAll(async () => {
   await waitForScrapeOf('leeway_policy_reloads_total');
   // The recording rules run every second; wait until the 1-day ones (evaluated last) exist.
   await until('recording rules evaluated', async () => ((await promQuery('job_category:leeway_minutes_per_active_person:ratio1d')).data?.result.length ?? 0) > 0 ? true : undefined);
+  // Each rule group runs on its own schedule, and a rate() rule needs two scrapes after the
+  // traffic: wait for every panel query to answer. On a timeout the tests below say which failed.
+  await until('every panel query answered', async () => {
+    for (const q of queries) if (((await promQuery(substituteVariables(q.expr))).data?.result.length ?? 0) === 0) return undefined;
+    return true;
+  }).catch(() => undefined);
 }, 120_000);
 
 afterAll(async () => {
