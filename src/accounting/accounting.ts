@@ -10,6 +10,7 @@ import type { CompiledPolicy, UsageView } from '../policy/types.js';
 import type { Logger } from '../log/logger.js';
 import { accessLabels } from '../log/access-log.js';
 import type { AccessLabels, AccessLog } from '../log/access-log.js';
+import { countableBytes } from '../metrics/metrics.js';
 import type { LeewayMetrics, RequestSeries } from '../metrics/metrics.js';
 import { BROWSING_MINUTE, SITE_MINUTE } from './usage-ledger.js';
 import type { UsageLedger } from './usage-ledger.js';
@@ -116,8 +117,8 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
         // Tunnel and WebSocket bytes arrive through tunnelBytes() as they flow; counting the
         // record's totals as well would count them twice.
         if (record.kind === 'http' || record.kind === 'https') {
-          if (countable(record.bytesIn)) series.bytesIn.value += record.bytesIn;
-          if (countable(record.bytesOut)) series.bytesOut.value += record.bytesOut;
+          if (countableBytes(record.bytesIn)) series.bytesIn.value += record.bytesIn;
+          if (countableBytes(record.bytesOut)) series.bytesOut.value += record.bytesOut;
           metrics.requestDuration(record.kind, record.durationMs / 1000);
         }
         // Only origin failures: a refused client or a forbidden destination is not an upstream error.
@@ -164,9 +165,4 @@ export function createAccounting(options: AccountingOptions): Accounting & { rea
       }
     },
   };
-}
-
-/** A byte count the counters take (LeewayMetrics.bytes() applies the same rule). */
-function countable(bytes: number): boolean {
-  return bytes > 0 && Number.isFinite(bytes);
 }

@@ -69,34 +69,21 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
   let followed: CompiledPolicy | undefined;
   // Asked at every report (a reference comparison): a reload that changes the zone moves the next
   // rollover. Not only in usage(): the proxy asks for usage only when a quota rule can read it.
-  const followPolicy = (): void => {
+  /** The accounting in force (none before the proxy is attached), following the live policy's zone. */
+  const following = (): (Accounting & { ledger: UsageLedger }) | undefined => {
     const current = proxied?.policy;
-    if (current === undefined || current === followed) return;
-    followed = current;
-    inner?.ledger.setTimeZone(current.settings.timeZone);
+    if (inner !== undefined && current !== undefined && current !== followed) {
+      followed = current;
+      inner.ledger.setTimeZone(current.settings.timeZone);
+    }
+    return inner;
   };
 
   const accounting: Accounting = {
-    usage: (pseudonym: Pseudonym): UsageView => {
-      if (inner === undefined) return NO_USAGE;
-      followPolicy();
-      return inner.usage(pseudonym);
-    },
-    requestDone: (record: RequestRecord): void => {
-      if (inner === undefined) return;
-      followPolicy();
-      inner.requestDone(record);
-    },
-    tunnelBytes: (record: TunnelActivity): void => {
-      if (inner === undefined) return;
-      followPolicy();
-      inner.tunnelBytes(record);
-    },
-    pageEvent: (event: PageEvent): void => {
-      if (inner === undefined) return;
-      followPolicy();
-      inner.pageEvent(event);
-    },
+    usage: (pseudonym: Pseudonym): UsageView => following()?.usage(pseudonym) ?? NO_USAGE,
+    requestDone: (record: RequestRecord): void => following()?.requestDone(record),
+    tunnelBytes: (record: TunnelActivity): void => following()?.tunnelBytes(record),
+    pageEvent: (event: PageEvent): void => following()?.pageEvent(event),
     connection: (socket: Duplex, kind: ConnectionKind): void => inner?.connection?.(socket, kind),
   };
 

@@ -80,7 +80,8 @@ export class LineBatch implements DestinationStream {
   #noted = 0;
   readonly #numbers = new Float64Array(MAX_NOTED * NOTED_FIELDS);
   readonly #labels: AccessLabels[] = [];
-  readonly #kinds: Buffer[] = [];
+  /** Request kinds, each one of KINDS (others take the string path in writeRequest). */
+  readonly #kinds: string[] = [];
   readonly #pseudonyms: (string | undefined)[] = [];
 
   constructor(destination: DestinationStream) {
@@ -114,8 +115,7 @@ export class LineBatch implements DestinationStream {
    * encoded with the batch.
    */
   writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string | undefined): void {
-    const kindBytes = KIND_BYTES.get(kind);
-    if (kindBytes === undefined) {
+    if (!KIND_BYTES.has(kind)) {
       // A kind out of the ordinary: the string path writes the same text.
       this.write(formatRequestLine(labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym));
       return;
@@ -129,7 +129,7 @@ export class LineBatch implements DestinationStream {
     numbers[at + 3] = bytesOut;
     numbers[at + 4] = durationMs;
     this.#labels[i] = labels;
-    this.#kinds[i] = kindBytes;
+    this.#kinds[i] = kind;
     this.#pseudonyms[i] = pseudonym;
     this.#noted = i + 1;
     if (this.#noted === MAX_NOTED) this.#encodeNoted();
@@ -153,18 +153,19 @@ export class LineBatch implements DestinationStream {
     const buffer = this.#buffer;
     for (let i = 0; i < noted; i += 1) {
       const labels = this.#labels[i] as AccessLabels;
-      const kind = this.#kinds[i] as Buffer;
+      const kind = this.#kinds[i] as string;
+      const kindBytes = KIND_BYTES.get(kind) as Buffer;
       const pseudonym = this.#pseudonyms[i];
       this.#pseudonyms[i] = undefined;
       const who = pseudonym === undefined ? undefined : `,"pseudonym":${quote(pseudonym)}`;
       const n = i * NOTED_FIELDS;
       // Numbers take at most 24 bytes each (String() of any double); the rest is known.
-      const most = PREFIX_MAX + labels.bytes.length + FIXED_BYTES + 4 * 24 + kind.length + (who === undefined ? 0 : 3 * who.length);
+      const most = PREFIX_MAX + labels.bytes.length + FIXED_BYTES + 4 * 24 + kindBytes.length + (who === undefined ? 0 : 3 * who.length);
       if (most > buffer.length - this.#length) {
         this.#writeChunk();
         if (most > buffer.length) {
           // Longer than a whole batch (a policy name of many kilobytes): as a string of its own.
-          this.#destination.write(formatRequestLineAt(numbers[n] as number, labels, numbers[n + 1] as number, numbers[n + 2] as number, numbers[n + 3] as number, numbers[n + 4] as number, kindOf(kind), pseudonym));
+          this.#destination.write(formatRequestLineAt(numbers[n] as number, labels, numbers[n + 1] as number, numbers[n + 2] as number, numbers[n + 3] as number, numbers[n + 4] as number, kind, pseudonym));
           continue;
         }
       }
@@ -179,7 +180,7 @@ export class LineBatch implements DestinationStream {
       at = putNumber(buffer, at, numbers[n + 3] as number);
       at = put(buffer, at, DURATION);
       at = putNumber(buffer, at, numbers[n + 4] as number);
-      at = put(buffer, at, kind);
+      at = put(buffer, at, kindBytes);
       if (who !== undefined) at += buffer.write(who, at, 'utf8');
       at = put(buffer, at, END);
       this.#length = at;
@@ -230,9 +231,6 @@ const FIXED_BYTES = STATUS.length + BYTES_IN.length + BYTES_OUT.length + DURATIO
 const PREFIX_MAX = 128;
 const KINDS = ['http', 'https', 'tunnel', 'websocket'];
 const KIND_BYTES = new Map(KINDS.map((kind) => [kind, Buffer.from(`,"kind":"${kind}"`)]));
-function kindOf(bytes: Buffer): string {
-  return KINDS.find((kind) => KIND_BYTES.get(kind) === bytes) ?? '';
-}
 
 /**
  * The line's prefix with pino's time: the part up to the second is encoded once per second and
@@ -323,7 +321,7 @@ export function accessLabels(category: string, site: string, action: string): Ac
   return { category, site, action, json, bytes: Buffer.from(json) };
 }
 
-const KIND_JSON = new Map(['http', 'https', 'tunnel', 'websocket'].map((kind) => [kind, `,"kind":${quote(kind)}`]));
+const KIND_JSON = new Map(KINDS.map((kind) => [kind, `,"kind":${quote(kind)}`]));
 
 let prefixMillis = Number.NaN;
 let prefix = '';

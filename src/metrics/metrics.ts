@@ -105,6 +105,11 @@ export interface Count {
   value: number;
 }
 
+/** A byte count the byte counters take: positive and finite (nothing else is added). */
+export function countableBytes(bytes: number): boolean {
+  return bytes > 0 && Number.isFinite(bytes);
+}
+
 /**
  * What one finished request moves, resolved once per (policy, category, site, action) by the
  * account stage so that a request costs a few additions (issue 5: accounting under 5% of
@@ -495,7 +500,7 @@ export class LeewayMetrics {
   }
 
   bytes(category: string | undefined, direction: DirectionLabel, bytes: number): void {
-    if (!(bytes > 0) || !Number.isFinite(bytes)) return;
+    if (!countableBytes(bytes)) return;
     this.#bytesTally.cell(this.#policy(), category, direction).value += bytes;
   }
 

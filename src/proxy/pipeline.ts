@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../log/logger.js';
 import { LeewayError } from '../errors.js';
 import { decide, readsUsage } from '../policy/decide.js';
-import type { CompiledPolicy, Decision, UsageView } from '../policy/types.js';
+import type { Decision, UsageView } from '../policy/types.js';
 import { NO_USAGE } from '../policy/types.js';
 import type { AcknowledgementStore } from '../pages/acknowledgements.js';
 import type { ContinueTokens } from '../pages/continue-token.js';
@@ -87,9 +87,6 @@ export class Pipeline {
   /** Sockets handed to tunnels, WebSockets and interceptors, closed at the end of a drain. */
   readonly detached = new Set<Duplex>();
   readonly #accounting: Accounting | undefined;
-  /** The policy #policyReadsUsage was computed for (a reload brings another). */
-  #usagePolicy: CompiledPolicy | undefined;
-  #policyReadsUsage = true;
 
   constructor(private readonly deps: PipelineDeps) {
     // Skip building records nobody reads.
@@ -482,11 +479,7 @@ export class Pipeline {
 
   #usage(runtime: Runtime, identity: Identity): UsageView {
     // Only quota rules read usage: without one, asking accounting (a view built per request) buys nothing.
-    if (runtime.policy !== this.#usagePolicy) {
-      this.#usagePolicy = runtime.policy;
-      this.#policyReadsUsage = readsUsage(runtime.policy);
-    }
-    return this.#policyReadsUsage ? this.deps.accounting.usage(identity.pseudonym) : NO_USAGE;
+    return readsUsage(runtime.policy) ? this.deps.accounting.usage(identity.pseudonym) : NO_USAGE;
   }
 
   #track(socket: Duplex, kind: ConnectionKind): void {
