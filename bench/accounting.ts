@@ -3,8 +3,8 @@
  *
  * 1. End to end: Leeways each in a process of its own, all pinned to core 1 (when taskset
  *    exists), forwarding 1 KiB GETs to one origin: accounting off; off again, a control whose
- *    ratio to the first is the noise floor of the run; on with the anonymous access log written
- *    to a file descriptor, as `leeway start` writes it; on with the aggregate-only log; and a
+ *    ratio to the first is the noise floor of the run; on with the anonymous access log on an
+ *    asynchronous destination, as `leeway start` writes it; on with the aggregate-only log; and a
  *    calibration, no accounting but a busy wait of a known length per request. One lean load
  *    generator on core 0 (bench/lib/keepalive-load.ts) loads "off" together with each of the
  *    others in turn, window after window: both are saturated, sharing the core, so requests per
@@ -25,12 +25,13 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import pino from 'pino';
 import type * as LeewayAccountingModule from '../src/accounting/leeway-accounting.js';
 import type { Pseudonym } from '../src/identity/pseudonym.js';
 import type * as LoggerModule from '../src/log/logger.js';
@@ -166,7 +167,7 @@ async function round(proxyPort: number, originPort: number): Promise<Round> {
 export async function measureStage(policy: CompiledPolicy): Promise<{ perSecond: number; baseline: number }> {
   const usage = createUsageAccounting({
     logger: createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    accessLogFd: openSync('/dev/null', 'w'),
+    accessLogDestination: pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }),
     defaultMetrics: false,
   });
   usage.attach({ policy, admin: { register: () => undefined } });
@@ -268,7 +269,7 @@ async function startProxyProcess(name: string, kind: ProxyKind, policies: string
 /** The child's side: one Leeway as `leeway start` runs it (access lines on an asynchronous destination). */
 async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
   const quiet = createLogger({ level: 'info', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-  const usage = createUsageAccounting({ logger: quiet, accessLogFd: openSync('/dev/null', 'w') });
+  const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false }) });
   // The calibration: no accounting, and a busy wait of a known length per request instead.
   const spinNs = BigInt(Math.round(KNOWN_COST_MICROS * 1000));
   const known: Accounting = {
@@ -429,9 +430,9 @@ async function measure(dir: string, originPort: number): Promise<void> {
     // 2. In place, in this process: rotations of timed proxies, one loaded at a time.
     const variants: Variant[] = [];
     const add = async (name: string, policies: string, accounting: 'on' | 'empty'): Promise<Variant> => {
-      // As `leeway start` runs it: access lines written to a file descriptor of their own.
+      // As `leeway start` runs it: access lines on their own asynchronous destination.
       const timing = { ns: 0n };
-      const usage = createUsageAccounting({ logger: quiet, accessLogFd: openSync('/dev/null', 'w') });
+      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false }) });
       // The pipeline's own cost of reporting (records built, usage asked) with nothing behind it.
       const empty: Accounting = { usage: () => NO_USAGE, requestDone: () => undefined, tunnelBytes: () => undefined, pageEvent: () => undefined };
       const given = timedAccounting(accounting === 'on' ? usage.accounting : empty, timing);

@@ -15,7 +15,6 @@ import type { CompiledPolicy, UsageView } from '../policy/types.js';
 import type { Logger } from '../log/logger.js';
 import { silentLogger } from '../log/logger.js';
 import { createAccessLog } from '../log/access-log.js';
-import { FdSink } from '../log/fd-sink.js';
 import type { AccessLog } from '../log/access-log.js';
 import { LeewayMetrics } from '../metrics/metrics.js';
 import type { ReloadResult } from '../metrics/metrics.js';
@@ -42,11 +41,6 @@ export interface UsageAccountingOptions {
    * a logger of their own without a redaction pass. Default: the `logger`, redaction included.
    */
   readonly accessLogDestination?: DestinationStream;
-  /**
-   * Or a file descriptor the access lines are written to as encoded, with no string made of
-   * them (`leeway start`: 1, stdout); wins over `accessLogDestination`. close() waits for them.
-   */
-  readonly accessLogFd?: number;
   /** Package version for the status page. */
   readonly version?: string;
 }
@@ -57,8 +51,6 @@ export interface UsageAccounting {
   attach(proxy: AccountedProxy): void;
   /** Write access lines still held in memory (they wait at most ACCESS_LOG_MAX_DELAY_MS). */
   flush(): void;
-  /** flush(), then wait until the lines given to `accessLogFd` are written. */
-  close(): Promise<void>;
   /** Count a reload's outcome in leeway_policy_reloads_total. */
   policyReloaded(result: ReloadResult): void;
   /** Defined once attached. */
@@ -73,9 +65,6 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
   let inner: (Accounting & { ledger: UsageLedger }) | undefined;
   let metrics: LeewayMetrics | undefined;
   let accessLog: AccessLog | undefined;
-  const sink = options.accessLogFd === undefined
-    ? undefined
-    : new FdSink(options.accessLogFd, { onError: (error) => logger.error({ err: error }, 'access log: writing failed; its lines are dropped from now on') });
   let proxied: AccountedProxy | undefined;
   let followed: CompiledPolicy | undefined;
   // Asked at every report (a reference comparison): a reload that changes the zone moves the next
@@ -109,10 +98,6 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
     flush(): void {
       accessLog?.flush();
     },
-    async close(): Promise<void> {
-      accessLog?.flush();
-      await sink?.drain();
-    },
     policyReloaded(result: ReloadResult): void {
       metrics?.policyReload(result);
     },
@@ -126,7 +111,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
       accessLog = createAccessLog({
         mode: () => proxy.policy.settings.accessLog,
         logger,
-        ...(sink !== undefined ? { destination: sink } : options.accessLogDestination === undefined ? {} : { destination: options.accessLogDestination }),
+        ...(options.accessLogDestination === undefined ? {} : { destination: options.accessLogDestination }),
       });
       inner = createAccounting({ policy, ledger, metrics, accessLog, logger, clock });
 

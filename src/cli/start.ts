@@ -8,6 +8,7 @@ import { parseCommandArgs, UsageError } from './args.js';
 import { createLogger } from '../log/logger.js';
 import { createLeeway } from '../proxy/leeway.js';
 import { isLeewayError } from '../errors.js';
+import pino from 'pino';
 import { createUsageAccounting } from '../accounting/leeway-accounting.js';
 import { deferredInterceptor, registerCaRoutes, setupInterception } from '../tls/interception.js';
 
@@ -34,9 +35,9 @@ export async function run(args: string[]): Promise<number> {
   const logger = createLogger({ level: process.env.LEEWAY_LOG_LEVEL ?? 'info' });
   const policies = values.policies ?? process.env.LEEWAY_POLICIES ?? './policies';
   // Active minutes, quotas, /metrics, the status page and the access log (issue 5).
-  // Access lines on stdout, written as encoded a batch at a time without blocking the event loop
-  // (src/log/fd-sink.ts); stopping waits for them.
-  const usage = createUsageAccounting({ logger, accessLogFd: 1 });
+  // Access lines on stdout through their own asynchronous destination: writes coalesce under
+  // load instead of one write per request (pino flushes it on exit).
+  const usage = createUsageAccounting({ logger, accessLogDestination: pino.destination({ dest: 1, sync: false }) });
   // The CA paths live in the policy, which createLeeway loads: the interceptor is set just after.
   const interceptor = deferredInterceptor();
   let leeway;
@@ -74,7 +75,7 @@ export async function run(args: string[]): Promise<number> {
     stopping = true;
     logger.info({ signal }, 'stopping: draining in-flight requests');
     leeway.close().then(
-      () => usage.close().finally(() => process.exit(0)),
+      () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'error while stopping');
         process.exit(1);

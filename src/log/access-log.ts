@@ -10,7 +10,6 @@
 import type { DestinationStream } from 'pino';
 import type { AccessLogMode } from '../policy/types.js';
 import type { Logger } from './logger.js';
-import type { ChunkSink } from './fd-sink.js';
 
 /** Everything an access line may ever carry. */
 export interface AccessEntry {
@@ -72,10 +71,8 @@ let exiting = false;
  * accounting under 5% of forwarding).
  */
 export class LineBatch implements DestinationStream {
-  readonly #destination: DestinationStream | undefined;
-  /** Takes the encoded bytes as they are, instead of a string (FdSink). */
-  readonly #sink: ChunkSink | undefined;
-  #buffer: Buffer;
+  readonly #destination: DestinationStream;
+  readonly #buffer = Buffer.allocUnsafe(ACCESS_LOG_MAX_BYTES);
   #length = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #flush = (): void => this.flush();
@@ -87,14 +84,8 @@ export class LineBatch implements DestinationStream {
   readonly #kinds: string[] = [];
   readonly #pseudonyms: (string | undefined)[] = [];
 
-  constructor(destination: DestinationStream | ChunkSink) {
-    if ('take' in destination) {
-      this.#sink = destination;
-      this.#buffer = destination.take();
-    } else {
-      this.#destination = destination;
-      this.#buffer = Buffer.allocUnsafe(ACCESS_LOG_MAX_BYTES);
-    }
+  constructor(destination: DestinationStream) {
+    this.#destination = destination;
     if (!exitHookInstalled) {
       exitHookInstalled = true;
       process.once('exit', () => {
@@ -110,12 +101,12 @@ export class LineBatch implements DestinationStream {
     if (bytes > this.#buffer.length - this.#length) {
       this.#writeChunk();
       if (bytes > this.#buffer.length) {
-        this.#out(line);
+        this.#destination.write(line);
         return;
       }
     }
     this.#length += this.#buffer.write(line, this.#length, 'utf8');
-    if (this.#length >= this.#buffer.length) this.#writeChunk();
+    if (this.#length >= ACCESS_LOG_MAX_BYTES) this.#writeChunk();
     else this.#armTimer();
   }
 
@@ -159,7 +150,7 @@ export class LineBatch implements DestinationStream {
     if (noted === 0) return;
     this.#noted = 0;
     const numbers = this.#numbers;
-    let buffer = this.#buffer;
+    const buffer = this.#buffer;
     for (let i = 0; i < noted; i += 1) {
       const labels = this.#labels[i] as AccessLabels;
       const kind = this.#kinds[i] as string;
@@ -172,11 +163,9 @@ export class LineBatch implements DestinationStream {
       const most = PREFIX_MAX + labels.bytes.length + FIXED_BYTES + 4 * 24 + kindBytes.length + (who === undefined ? 0 : 3 * who.length);
       if (most > buffer.length - this.#length) {
         this.#writeChunk();
-        // A sink hands out another buffer for the next chunk.
-        buffer = this.#buffer;
         if (most > buffer.length) {
           // Longer than a whole batch (a policy name of many kilobytes): as a string of its own.
-          this.#out(formatRequestLineAt(numbers[n] as number, labels, numbers[n + 1] as number, numbers[n + 2] as number, numbers[n + 3] as number, numbers[n + 4] as number, kind, pseudonym));
+          this.#destination.write(formatRequestLineAt(numbers[n] as number, labels, numbers[n + 1] as number, numbers[n + 2] as number, numbers[n + 3] as number, numbers[n + 4] as number, kind, pseudonym));
           continue;
         }
       }
@@ -196,40 +185,21 @@ export class LineBatch implements DestinationStream {
       at = put(buffer, at, END);
       this.#length = at;
     }
-    if (this.#length >= this.#buffer.length) this.#writeChunk();
+    if (this.#length >= ACCESS_LOG_MAX_BYTES) this.#writeChunk();
   }
 
   #writeChunk(): void {
     if (this.#length === 0) return;
-    const sink = this.#sink;
-    if (sink !== undefined) {
-      // At exit the sink writes synchronously from now on, this chunk included.
-      if (exiting) this.#flushDestination();
-      sink.write(this.#buffer.subarray(0, this.#length));
-      this.#buffer = sink.take();
-      this.#length = 0;
-      return;
-    }
-    this.#destination?.write(this.#buffer.toString('utf8', 0, this.#length));
+    const chunk = this.#buffer.toString('utf8', 0, this.#length);
     this.#length = 0;
-    if (exiting) this.#flushDestination();
-  }
-
-  /** A line longer than a whole buffer, on its own. */
-  #out(line: string): void {
-    if (exiting) this.#flushDestination();
-    if (this.#sink !== undefined) this.#sink.write(Buffer.from(line));
-    else this.#destination?.write(line);
-    if (exiting) this.#flushDestination();
-  }
-
-  /** At exit an asynchronous destination must be drained now or what it holds is lost. */
-  #flushDestination(): void {
-    try {
-      if (this.#sink !== undefined) this.#sink.flushSync();
-      else (this.#destination as { flushSync?: () => void }).flushSync?.();
-    } catch {
-      // A destination busy with an earlier write cannot flush synchronously; nothing more to do.
+    this.#destination.write(chunk);
+    // At exit an asynchronous destination must be drained now or the chunk is lost.
+    if (exiting) {
+      try {
+        (this.#destination as { flushSync?: () => void }).flushSync?.();
+      } catch {
+        // A destination busy with an earlier write cannot flush synchronously; nothing more to do.
+      }
     }
   }
 
@@ -247,7 +217,7 @@ const MAX_NOTED = 256;
 /** Per noted line: time (epoch ms), status, bytesIn, bytesOut, durationMs. */
 const NOTED_FIELDS = 5;
 
-export function batched(destination: DestinationStream | ChunkSink): LineBatch {
+export function batched(destination: DestinationStream): LineBatch {
   return new LineBatch(destination);
 }
 
@@ -408,7 +378,7 @@ export interface AccessLogOptions {
    * Where access lines go through a logger of their own: no redaction pass (the allow-list
    * already guarantees what a line holds) and, with a buffered destination, no write per request.
    */
-  readonly destination?: DestinationStream | ChunkSink;
+  readonly destination?: DestinationStream;
 }
 
 export function createAccessLog(options: AccessLogOptions): AccessLog {

@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ACCESS_LOG_MAX_DELAY_MS, accessLabels, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
 import type { AccessEntry } from '../../src/log/access-log.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -184,5 +188,32 @@ describe('access log on its own destination', () => {
     expect(writes).toEqual([expect.any(String), 'last\n']);
     batch.flush();
     expect(writes).toHaveLength(2);
+  });
+});
+
+describe('access log at process exit', () => {
+  it('writes the lines still held in a batch when the process exits at once, on an asynchronous destination', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leeway-access-exit-'));
+    try {
+      const file = join(dir, 'access.log');
+      const source = new URL('../../src/log/access-log.ts', import.meta.url).pathname;
+      // As `leeway start` writes them: pino's asynchronous destination; 300 lines, more than one batch.
+      const script = `
+        import pino from 'pino';
+        import { accessLabels, batched } from '${source}';
+        const destination = pino.destination({ dest: process.argv[1], sync: false });
+        destination.once('ready', () => {
+          const batch = batched(destination);
+          const labels = accessLabels('social-leisure', 'facebook', 'allow');
+          for (let i = 0; i < 300; i += 1) batch.writeRequest(labels, 200, i, 0, 0, 'http', undefined);
+          process.exit(0);
+        });
+      `;
+      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, file], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as { bytesIn: number });
+      expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
