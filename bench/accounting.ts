@@ -10,8 +10,9 @@
  *    others in turn, window after window: both are saturated, sharing the core, so requests per
  *    second compare forwarding throughput, and a burst of load from other work on the machine
  *    hits both at once. Ratios to "off" are paired within a window; their median and
- *    interquartile range over the windows are printed, and the calibration says how much larger
- *    than its true size this method reads a cost.
+ *    interquartile range over the windows are printed. "Off" never rests and the others do
+ *    between turns, so the verdict measures each against the control, rested alike; the
+ *    calibration shows how a cost of known size reads.
  * 2. In place, in this process: proxies with every call into accounting, and the access log's
  *    timed flush (lines short of a 256-line batch are encoded then), timed as a share of the
  *    time the event loop was busy, and an empty Accounting timed the same way, whose share (the
@@ -310,7 +311,9 @@ interface PairRun {
  * so requests per second compare forwarding throughput, and a burst of load from other work on
  * the machine hits both at once. Two at a time, not all at once: each switch between processes
  * on the core costs cache refills, and four sharing it spent about a third more CPU per request
- * than one alone.
+ * than one alone. Keep the partners few: each rests while the others take their turn, and with
+ * five of them (about 7 s of rest) even the control read 8% above "off" (a heap shrunk while
+ * idle, presumably, that grows back under load).
  */
 async function paired(proxies: readonly ProxyProcess[], originPort: number, windows: number): Promise<PairRun> {
   const authority = `www.facebook.test:${originPort}`;
@@ -343,7 +346,9 @@ async function paired(proxies: readonly ProxyProcess[], originPort: number, wind
     // Warm-up with everything loaded (JIT, keep-alive pools), not kept.
     await sleep(ROUND_SECONDS * 1000);
     for (let w = 0; w < windows; w += 1) {
-      for (let k = 1; k < proxies.length; k += 1) {
+      // Rotate which pair goes first, so none always follows the same one.
+      for (let turn = 0; turn < proxies.length - 1; turn += 1) {
+        const k = 1 + ((turn + w) % (proxies.length - 1));
         const measureWindow = async (loaded: number[]): Promise<{ cpu: number; rps: number }[]> => {
           await ask({ active: loaded });
           await sleep(settleMs);
@@ -387,7 +392,7 @@ export async function run(): Promise<void> {
 async function measure(dir: string, originPort: number): Promise<void> {
   const origin = { port: originPort };
   const proxies: ProxyProcess[] = [];
-  let verdictInputs: { cpu: Paired; rps: Paired; noiseCpu: Paired; noiseRps: Paired; calibration: number } | undefined;
+  let verdictInputs: { cpu: Paired; rps: Paired; noiseCpu: Paired; noiseRps: Paired } | undefined;
   try {
     // 1. End to end, in pairs: off, off again (the noise floor), on with each log mode, and a
     //    known cost (the calibration: what this method reads for a cost whose size is known).
@@ -410,15 +415,13 @@ async function measure(dir: string, originPort: number): Promise<void> {
       const ratios = j === 0 ? '' : `  CPU/request ${range(ratio(j, (r) => r.cpu))}, throughput ${range(ratio(j, (r) => r.rps))}`;
       console.log(`  ${proxy.name.padEnd(20)} ${rps.toFixed(0).padStart(6)} req/s ${cpu.toFixed(1).padStart(7)} µs CPU/request${ratios}`);
     });
-    // Two processes sharing a core read a cost larger than it is: the one with more work per
-    // request is preempted with more requests pending, so it batches less. The known cost says by
-    // how much: its true share of "off"'s CPU per request, against the share measured.
+    // The known cost says how this method reads a cost of a known size: its true share of "off"'s
+    // CPU per request, against the share measured above the control.
     const offCpu = median(offWindows.map((f) => f.cpu));
     const knownShare = KNOWN_COST_MICROS / offCpu;
     const knownRead = ratio(4, (r) => r.cpu).median - ratio(1, (r) => r.cpu).median;
-    const calibration = knownRead > 0 ? knownShare / knownRead : Number.NaN;
-    console.log(`  calibration: the known ${KNOWN_COST_MICROS} µs is ${(knownShare * 100).toFixed(1)}% of "off"'s CPU per request and reads as ${(knownRead * 100).toFixed(1)}% above the control (×${(1 / calibration).toFixed(2)} its size; between runs this reading swings too)`);
-    verdictInputs = { cpu: ratio(2, (r) => r.cpu), rps: ratio(2, (r) => r.rps), noiseCpu: ratio(1, (r) => r.cpu), noiseRps: ratio(1, (r) => r.rps), calibration };
+    console.log(`  calibration: the known ${KNOWN_COST_MICROS} µs is ${(knownShare * 100).toFixed(1)}% of "off"'s CPU per request and reads as ${(knownRead * 100).toFixed(1)}% above the control (between runs this reading swings from about half to twice the true size)`);
+    verdictInputs = { cpu: ratio(2, (r) => r.cpu), rps: ratio(2, (r) => r.rps), noiseCpu: ratio(1, (r) => r.cpu), noiseRps: ratio(1, (r) => r.rps) };
   } finally {
     for (const proxy of proxies) proxy.child.disconnect();
   }
@@ -494,21 +497,19 @@ async function measure(dir: string, originPort: number): Promise<void> {
       console.log(`  ${name.padEnd(15)} ${(figure.share * 100).toFixed(2)}% of the busy event loop inside accounting ≈ ${figure.micros.toFixed(2)} µs of the proxy's CPU per request`);
     }
 
-    // The verdict on the default mode (anonymous log). End to end, the cost is the larger of the
-    // CPU per request added and the throughput lost; the control says how far noise alone moves it.
+    // The verdict on the default mode (anonymous log). "Off" is loaded in every window while the
+    // others rest between their turns, and resting costs something of its own: the control, the
+    // same code as "off" rested alike, is the fair baseline. End to end, the cost is the larger
+    // of the CPU per request added and the throughput lost against the control.
     if (verdictInputs !== undefined) {
-      const { cpu: cpuRatio, rps: rpsRatio, noiseCpu, noiseRps, calibration } = verdictInputs;
-      const calibrated = (cpuRatio.median - noiseCpu.median) * calibration;
-      const noise = Math.max(Math.abs(noiseCpu.median - 1), Math.abs(noiseRps.median - 1));
-      const endToEnd = Math.max(cpuRatio.median - 1, 1 - rpsRatio.median);
-      const verdict = endToEnd < TARGET && place.anonymous.share < TARGET
-        ? 'MET'
-        : endToEnd >= TARGET + noise
-          ? 'NOT MET'
-          : place.anonymous.share < TARGET ? 'MET in place; end to end within the noise of this run' : 'NOT MET in place';
+      const { cpu: cpuRatio, rps: rpsRatio, noiseCpu, noiseRps } = verdictInputs;
+      const cpuCost = cpuRatio.median / noiseCpu.median - 1;
+      const rpsLoss = 1 - rpsRatio.median / noiseRps.median;
+      const endToEnd = Math.max(cpuCost, rpsLoss);
+      const verdict = endToEnd < TARGET && place.anonymous.share < TARGET ? 'MET' : place.anonymous.share < TARGET ? 'NOT MET end to end (met in place)' : 'NOT MET';
       console.log(
-        `verdict, accounting on (anonymous log) vs off, target under ${TARGET * 100}%: ${verdict}. End to end CPU/request ${pct(cpuRatio.median)}, throughput ${pct(rpsRatio.median)} ` +
-          `(noise floor, control vs off: CPU/request ${pct(noiseCpu.median)}, throughput ${pct(noiseRps.median)}); above the control and scaled by the calibration ≈ ${(calibrated * 100).toFixed(1)}%; in place ${(place.anonymous.share * 100).toFixed(1)}% ≈ ${place.anonymous.micros.toFixed(2)} µs per request`,
+        `verdict, accounting on (anonymous log) vs off, target under ${TARGET * 100}%: ${verdict}. Against the control: CPU/request ${pct(1 + cpuCost)}, throughput ${pct(1 - rpsLoss)} ` +
+          `(against "off": ${pct(cpuRatio.median)} and ${pct(rpsRatio.median)}; the control itself: ${pct(noiseCpu.median)} and ${pct(noiseRps.median)}); in place ${(place.anonymous.share * 100).toFixed(1)}% ≈ ${place.anonymous.micros.toFixed(2)} µs per request`,
       );
     }
   } finally {
