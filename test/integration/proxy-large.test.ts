@@ -10,6 +10,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { ProxyAgent, request } from 'undici';
 import { startOrigin } from '../helpers/origin.js';
 import type { Origin } from '../helpers/origin.js';
@@ -77,7 +78,61 @@ async function warmUp(): Promise<void> {
   for await (const chunk of res.body) void chunk;
 }
 
+/** `size` bytes that differ from one download (`seed`) and one offset to the next. */
+function pattern(seed: number, size: number): Buffer {
+  const body = Buffer.allocUnsafe(size);
+  let x = seed * 2654435761 + 1;
+  for (let i = 0; i < size; i += 4) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    body.writeUInt32LE(x, i);
+  }
+  return body;
+}
+
 describe('large bodies', () => {
+  it('relays big origin reads byte for byte: several downloads at once, by length and chunked', async () => {
+    // The upstream client reads plain origins into one shared buffer, up to 1 MiB at a time, and
+    // copies each read out: any mix-up between reads or connections shows in the digests.
+    const size = 6 * 1024 * 1024;
+    const bodies = [1, 2, 3, 4].map((seed) => pattern(seed, size));
+    const digest = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+    const server = http.createServer((req, res) => {
+      const seed = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('seed'));
+      const body = bodies[seed - 1] as Buffer;
+      const chunked = seed % 2 === 0;
+      res.writeHead(200, chunked ? { 'content-type': 'application/octet-stream' } : { 'content-type': 'application/octet-stream', 'content-length': String(body.length) });
+      // Writes of uneven sizes, from a few bytes to a few MiB, so reads end anywhere.
+      let at = 0;
+      const sizes = [7, 65_537, 3 * 1024 * 1024, 1, 300_001];
+      for (let i = 0; at < body.length; i += 1) {
+        const end = Math.min(body.length, at + (sizes[i % sizes.length] as number));
+        res.write(body.subarray(at, end));
+        at = end;
+      }
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const results = await Promise.all(
+        [1, 2, 3, 4].map(async (seed) => {
+          const res = await request(`http://origin.test:${port}/bytes?seed=${seed}`, { dispatcher: apartAgent });
+          const chunks: Buffer[] = [];
+          for await (const chunk of res.body) chunks.push(chunk as Buffer);
+          return { status: res.statusCode, data: Buffer.concat(chunks) };
+        }),
+      );
+      results.forEach((result, i) => {
+        expect(result.status).toBe(200);
+        expect(result.data.length).toBe(size);
+        expect(digest(result.data)).toBe(digest(bodies[i] as Buffer));
+      });
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+
   it('streams a 50 MB download with bounded memory', async () => {
     await warmUp();
     const sampler = rssSampler();
