@@ -189,6 +189,10 @@ export class LineBatch implements DestinationStream {
   }
 
   #writeChunk(): void {
+    // At exit an asynchronous write started now might never complete, and one queued behind it
+    // would be written before it by flushSync(): pino's destination (SonicBoom) is switched to
+    // synchronous writes first (here, before any write at exit), so every chunk lands, in order.
+    if (exiting) makeSynchronous(this.#destination);
     if (this.#length === 0) return;
     const chunk = this.#buffer.toString('utf8', 0, this.#length);
     this.#length = 0;
@@ -210,6 +214,12 @@ export class LineBatch implements DestinationStream {
       pendingBatches.add(this.#flush);
     }
   }
+}
+
+/** SonicBoom reads its `sync` flag at each write: set it and later writes are synchronous. */
+function makeSynchronous(destination: DestinationStream): void {
+  const sonic = destination as { sync?: unknown };
+  if (typeof sonic.sync === 'boolean') sonic.sync = true;
 }
 
 /** Request lines noted before they are encoded together. */
