@@ -25,7 +25,7 @@
  * (in-place rotations, default 6), BENCH_SECONDS (per window or round, default 1.5). Loopback only; every loop is bounded in count and time.
  */
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -97,7 +97,8 @@ function startOrigin(): Promise<{ child: ChildProcess; port: number }> {
   const code = `const http = require('node:http'); const body = Buffer.alloc(1024, 120);
     const s = http.createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length }); r.end(body); });
     s.keepAliveTimeout = 10000; s.listen(0, '127.0.0.1', () => console.log(s.address().port));`;
-  const child = spawnOnCore0([process.execPath, '-e', code], ['ignore', 'pipe', 'inherit']);
+  // On core 0, away from the proxies on core 1.
+  const child = spawnNodeOn(0, ['-e', code], ['ignore', 'pipe', 'inherit']);
   return new Promise((resolve, reject) => {
     child.stdout?.once('data', (data: Buffer) => resolve({ child, port: Number(data.toString().trim()) }));
     child.once('error', reject);
@@ -123,10 +124,9 @@ const LOAD_SCRIPT = `const autocannon = require('autocannon');
 const o = JSON.parse(process.argv[1]);
 autocannon(o).then((r) => process.stdout.write(JSON.stringify({ total: r.requests.total, average: r.requests.average, non2xx: r.non2xx, errors: r.errors })));`;
 
-/** Spawn on core 0 (taskset), away from the proxies on core 1; unpinned without taskset. */
-function spawnOnCore0(argv: readonly string[], stdio: ['ignore', 'pipe', 'inherit']): ChildProcess {
-  const [command, ...args] = argv as [string, ...string[]];
-  return existsSync('/usr/bin/taskset') ? spawn('/usr/bin/taskset', ['-c', '0', command, ...args], { stdio }) : spawn(command, args, { stdio });
+/** Node with `args`, confined to `core` with taskset (unpinned without it). */
+function spawnNodeOn(core: 0 | 1, args: readonly string[], stdio: StdioOptions): ChildProcess {
+  return existsSync('/usr/bin/taskset') ? spawn('/usr/bin/taskset', ['-c', String(core), process.execPath, ...args], { stdio }) : spawn(process.execPath, args, { stdio });
 }
 
 function drive(proxyPort: number, originPort: number): Promise<{ total: number; average: number; non2xx: number; errors: number }> {
@@ -246,8 +246,7 @@ interface ProxyProcess {
 
 async function startProxyProcess(name: string, kind: ProxyKind, policies: string): Promise<ProxyProcess> {
   const args = ['--import', 'tsx', fileURLToPath(import.meta.url), 'proxy', kind, policies];
-  const pinned = existsSync('/usr/bin/taskset');
-  const child = spawn(pinned ? '/usr/bin/taskset' : process.execPath, pinned ? ['-c', '1', process.execPath, ...args] : args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawnNodeOn(1, args, ['ignore', 'inherit', 'inherit', 'ipc']);
   const next = (): Promise<unknown> => new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name}: no answer from the proxy process`)), 30_000);
     child.once('message', (message) => {
@@ -325,8 +324,7 @@ async function paired(proxies: readonly ProxyProcess[], originPort: number, wind
     maxSeconds: (windows + 2) * (proxies.length - 1) * (ROUND_SECONDS + settleMs / 1000 + 0.5) + 60,
   };
   const argv = ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'keepalive-load.ts'), JSON.stringify(options)];
-  const pinned = existsSync('/usr/bin/taskset');
-  const loader = spawn(pinned ? '/usr/bin/taskset' : process.execPath, pinned ? ['-c', '0', process.execPath, ...argv] : argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const loader = spawnNodeOn(0, argv, ['ignore', 'inherit', 'inherit', 'ipc']);
   const ask = <T>(message: unknown): Promise<T> => new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the load generator did not answer')), 30_000);
     loader.once('message', (answer) => {

@@ -114,7 +114,7 @@ async function naiveRole(): Promise<void> {
 
 /** Run Leeway from the build when it is up to date (see distIsFresh), else from the sources through tsx. */
 function leewayEntry(name: 'cli' | 'index'): string[] {
-  return distIsFresh([name, 'proxy/pipeline', 'proxy/forward', 'proxy/origin-pool', 'proxy/response-head', 'proxy/tunnel', 'tls/client-hello']) ? [join(repoRoot, 'dist', `${name}.js`)] : ['--import', 'tsx', join(repoRoot, 'src', `${name}.ts`)];
+  return distIsFresh([name, 'proxy/pipeline', 'proxy/forward', 'proxy/origin-pool', 'proxy/read-buffer', 'proxy/response-head', 'proxy/tunnel', 'tls/client-hello']) ? [join(repoRoot, 'dist', `${name}.js`)] : ['--import', 'tsx', join(repoRoot, 'src', `${name}.ts`)];
 }
 
 /** Leeway's core alone (createLeeway, no accounting or metrics): what the pipeline itself costs. */

@@ -254,7 +254,7 @@ function putPrefix(buffer: Buffer, at: number, millis: number): number {
     headSecond = second;
     const iso = new Date(second).toISOString();
     // toISOString always ends in `.mmmZ`, whatever the width of the year before.
-    headBytes = Buffer.from(`{"level":"info","time":"${iso.slice(0, -4)}`);
+    headBytes = Buffer.from(`${ENVELOPE_HEAD}${iso.slice(0, -4)}`);
   }
   let end = put(buffer, at, headBytes);
   buffer[end] = 0x30 + Math.floor(ms / 100);
@@ -266,7 +266,10 @@ function putPrefix(buffer: Buffer, at: number, millis: number): number {
 
 let headSecond = Number.NaN;
 let headBytes = Buffer.alloc(0);
-const PREFIX_TAIL = Buffer.from('Z","service":"leeway","log":"access"');
+/** pino's envelope of an access line, around its time: `{"level":"info","time":"…","service":"leeway","log":"access"`. */
+const ENVELOPE_HEAD = '{"level":"info","time":"';
+const ENVELOPE_TAIL = '","service":"leeway","log":"access"';
+const PREFIX_TAIL = Buffer.from(`Z${ENVELOPE_TAIL}`);
 
 function put(buffer: Buffer, at: number, bytes: Buffer): number {
   buffer.set(bytes, at);
@@ -336,13 +339,13 @@ const KIND_JSON = new Map(KINDS.map((kind) => [kind, `,"kind":${quote(kind)}`]))
 let prefixMillis = Number.NaN;
 let prefix = '';
 /**
- * Everything before the fields, with pino's time (as cachedIsoTime writes it), rebuilt when the
- * millisecond changes: one clock read and a number comparison per line.
+ * Everything before the fields, with pino's time, rebuilt when the millisecond changes: one
+ * clock read and a number comparison per line.
  */
 function refreshPrefix(millis: number): void {
   if (millis === prefixMillis) return;
   prefixMillis = millis;
-  prefix = `{"level":"info","time":"${new Date(millis).toISOString()}","service":"leeway","log":"access"`;
+  prefix = `${ENVELOPE_HEAD}${new Date(millis).toISOString()}${ENVELOPE_TAIL}`;
 }
 
 function linePrefix(millis = Date.now()): string {

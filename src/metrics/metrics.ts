@@ -448,10 +448,6 @@ export class LeewayMetrics {
 
   // --- usage events (the accounting module calls these) -------------------------------------
 
-  request(category: string | undefined, site: string | undefined, action: string): void {
-    this.#requestCell(this.#policy(), category, site, action).value += 1;
-  }
-
   /**
    * The request and byte counts of one (category, site, action) under the live policy, for a
    * caller that keeps it and adds to it per request. Resolve again after a reload (the labels

@@ -463,12 +463,7 @@ class Exchange implements ConnectionOwner {
 
   #fail(error: LeewayError): void {
     if (this.#finished) return;
-    const connection = this.#connection;
-    this.#connection = undefined;
-    if (connection !== undefined) {
-      connection.owner = undefined;
-      connection.destroy();
-    }
+    this.#dropConnection();
     this.#stopUpload(true);
     if (this.res.headersSent) {
       // Cut mid-response: the client must see a truncated message, never a silently short one.
@@ -482,15 +477,19 @@ class Exchange implements ConnectionOwner {
   readonly #onClientClose = (): void => {
     // The client went away (abort mid-upload or mid-download): release the origin socket too.
     if (this.res.writableFinished || this.#finished) return;
-    const connection = this.#connection;
-    this.#connection = undefined;
-    if (connection !== undefined) {
-      connection.owner = undefined;
-      connection.destroy();
-    }
+    this.#dropConnection();
     this.#stopUpload(false);
     this.#finish(undefined, true);
   };
+
+  /** Closes the origin connection this exchange holds, if any: it cannot serve another request. */
+  #dropConnection(): void {
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection === undefined) return;
+    connection.owner = undefined;
+    connection.destroy();
+  }
 
   #finish(error: LeewayError | undefined, aborted: boolean): void {
     if (this.#finished) return;

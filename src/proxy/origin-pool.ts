@@ -12,6 +12,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { isIP } from 'node:net';
+import { READ_BUFFER } from './read-buffer.js';
 
 // Below Node's default server keepAliveTimeout (5 s) so we drop an idle socket before the origin does.
 export const ORIGIN_IDLE_MS = 4_000;
@@ -92,9 +93,6 @@ interface Opening {
   waiter: Waiter | undefined;
 }
 
-/** Where plain origin connections read into; each read is copied out before the next. */
-const READ_BUFFER = Buffer.allocUnsafe(1024 * 1024);
-
 export class OriginPool {
   /** Connections opened by prewarm() (counted for tests and diagnostics). */
   prewarmed = 0;
@@ -143,7 +141,13 @@ export class OriginPool {
   /** Gives a connection back after a complete exchange; it is kept for the next request. */
   release(connection: UpstreamConnection): void {
     connection.owner = undefined;
-    if (this.#closed || connection.closed) return void connection.destroy();
+    if (connection.closed) return void connection.destroy();
+    this.#keepIdle(connection);
+  }
+
+  /** Keeps an open connection for a later request, closed by the sweep if none comes in time. */
+  #keepIdle(connection: UpstreamConnection): void {
+    if (this.#closed) return void connection.destroy();
     connection.idleSince = Date.now();
     this.#idle.push(connection);
     this.#sweep ??= setTimeout(this.#sweepIdle, ORIGIN_IDLE_MS).unref();
@@ -192,9 +196,9 @@ export class OriginPool {
       });
       socket = secure;
     } else {
-      // Read with `onread` into one large shared buffer: a response body then costs a few reads
-      // and callbacks per MiB instead of one per 64 KiB (each chunk is copied out at once, so
-      // the owner gets a Buffer of its own, as with 'data' events).
+      // Read with `onread` into the shared buffer: a response body then costs a few reads and
+      // callbacks per MiB instead of one per 64 KiB (each chunk is copied out at once, so the
+      // owner gets a Buffer of its own, as with 'data' events).
       socket = net.connect({
         host: origin.address,
         port: origin.port,
@@ -233,10 +237,7 @@ export class OriginPool {
       socket.setKeepAlive(true, 60_000);
       if (claimed !== undefined) return claimed(connection);
       // Prewarmed and still unclaimed: it waits idle like any other.
-      connection.idleSince = Date.now();
-      if (this.#closed) return void socket.destroy();
-      this.#idle.push(connection);
-      this.#sweep ??= setTimeout(this.#sweepIdle, ORIGIN_IDLE_MS).unref();
+      this.#keepIdle(connection);
     };
     const onOpen = (): void => settle(undefined);
     const onError = (error: Error): void => settle(error);

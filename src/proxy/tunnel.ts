@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { LeewayError } from '../errors.js';
 import type { Destination } from './egress.js';
 import { upstreamError } from './upstream-errors.js';
+import { READ_BUFFER } from './read-buffer.js';
 
 export interface TunnelOptions {
   readonly idleMs: number;
@@ -196,8 +197,6 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
     return false;
   };
 }
-
-const READ_BUFFER = Buffer.allocUnsafe(1024 * 1024);
 
 /**
  * Slots in three sizes (a read is copied into the smallest that holds it, so a slow client
