@@ -53,6 +53,14 @@ export function openTunnel(
 }
 
 /**
+ * What one read from a tunnel's origin takes at most: half of READ_BUFFER. A tunnel reads once
+ * per turn of the event loop (see relay()), so this also bounds what one busy tunnel relays
+ * before every other connection gets its turn.
+ */
+export const TUNNEL_READ_BYTES = 512 * 1024;
+const TUNNEL_READ = READ_BUFFER.subarray(0, TUNNEL_READ_BYTES);
+
+/**
  * An origin connection read with `onread` into one large shared buffer: a download then costs
  * a few syscalls and callbacks per MiB instead of one per 64 KiB. Bytes the origin sends before
  * relayLink() takes over (while the client's ClientHello is being read) are kept in `held`, and
@@ -77,10 +85,10 @@ export function connectOrigin(host: string, destination: Destination, port: numb
     allowHalfOpen: true,
     noDelay: true,
     onread: {
-      buffer: READ_BUFFER,
+      buffer: TUNNEL_READ,
       callback: (size: number): boolean => {
         if (link.deliver !== undefined) return link.deliver(size);
-        held.push(Buffer.from(READ_BUFFER.subarray(0, size)));
+        held.push(Buffer.from(TUNNEL_READ.subarray(0, size)));
         link.onHeld?.();
         // Stop reading: the relay resumes the origin once it has written these bytes.
         return false;
@@ -164,7 +172,7 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
   }
   // The origin socket was created with `onread`: no 'data' events, so do pipe()'s work by hand.
   origin.once('end', () => client.end());
-  // Bytes leave READ_BUFFER in recycled slots, returned when the client socket has written
+  // Bytes leave TUNNEL_READ in recycled slots, returned when the client socket has written
   // them: a fresh Buffer per read cost page faults and major GCs (about a third of the tunnel's
   // CPU in a profile). Writes complete in order, so a FIFO says which slot a callback frees.
   const inFlight: Buffer[] = [];
@@ -172,7 +180,7 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
     const slot = inFlight.shift();
     if (slot !== undefined) releaseSlot(slot);
   };
-  const onDrain = (): void => {
+  const readOn = (): void => {
     origin.resume();
   };
   // A socket calls back once the kernel has the bytes; another Duplex may call back while it
@@ -182,18 +190,27 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
     let ok: boolean;
     if (recycle) {
       const slot = takeSlot(size);
-      READ_BUFFER.copy(slot, 0, 0, size);
+      TUNNEL_READ.copy(slot, 0, 0, size);
       inFlight.push(slot);
       ok = client.write(slot.subarray(0, size), written);
     } else {
-      ok = client.write(Buffer.from(READ_BUFFER.subarray(0, size)));
+      ok = client.write(Buffer.from(TUNNEL_READ.subarray(0, size)));
     }
-    // false for any chunk above 16 KiB, even one the kernel took at once: pause only when bytes
-    // really wait, instead of stopping and restarting the origin read for every chunk. (Letting
-    // up to 1 MiB wait before pausing measured no faster, and held more memory per slow client.)
-    if (ok || client.writableLength === 0) return true;
-    // Returning false pauses the origin socket until the client drains.
-    client.once('drain', onDrain);
+    // Returning false pauses the origin socket. One read per turn of the event loop: libuv
+    // would otherwise read again at once, up to 32 times, while the origin keeps the socket
+    // full, so one fast download could hold the loop for tens of MiB while every other
+    // connection waits. Reading what one turn brings also leaves the origin's later bytes
+    // queued in the kernel until our read opens the window: on loopback that moves the origin's
+    // sending work onto the proxy's core, as Squid's one read per socket and loop does; read to
+    // the bottom each time, the origin's own CPU per MiB doubled and the tunnel ran at 0.77-0.79
+    // of direct instead of 0.94-1.06 (README, tunnel figures of 2026-11-27).
+    // (`ok` is false for any chunk above 16 KiB, even one the kernel took at once: wait for
+    // 'drain' only when bytes really wait.)
+    if (ok || client.writableLength === 0) {
+      setImmediate(readOn);
+      return false;
+    }
+    client.once('drain', readOn);
     return false;
   };
 }
@@ -202,7 +219,7 @@ export function relay(client: Duplex, origin: net.Socket, options: TunnelOptions
  * Slots in three sizes (a read is copied into the smallest that holds it, so a slow client
  * holds at most 4x its bytes), with a few of each kept free for reuse.
  */
-const SLOT_SIZES = [64 * 1024, 256 * 1024, READ_BUFFER.length] as const;
+const SLOT_SIZES = [64 * 1024, 256 * 1024, TUNNEL_READ_BYTES] as const;
 const KEPT_FREE = [32, 8, 4] as const;
 const freeSlots: Buffer[][] = [[], [], []];
 

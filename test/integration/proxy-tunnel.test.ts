@@ -14,6 +14,7 @@ import type { Accounting, RequestRecord, TunnelActivity } from '../../src/index.
 import type { TestPolicy } from '../helpers/policy.js';
 import { startEchoServer } from '../helpers/origin.js';
 import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
+import { connectOrigin, relayLink, TUNNEL_READ_BYTES } from '../../src/proxy/tunnel.js';
 import type { RunningLeeway } from '../helpers/proxy.js';
 
 let echo: net.Server;
@@ -157,6 +158,61 @@ describe('CONNECT', () => {
       await other.close();
       await local.cleanup();
       firehose.close();
+    }
+  });
+
+  it('reads a fast origin once per turn of the event loop, at most TUNNEL_READ_BYTES at a time', async () => {
+    // An origin that writes as fast as it can and a client that reads everything: without the
+    // one-read-per-turn rule, libuv reads the origin again and again within one turn (up to 32
+    // reads), so one download holds the loop while other connections wait.
+    const firehose = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      const chunk = Buffer.alloc(256 * 1024, 7);
+      const pump = (): void => {
+        while (!socket.destroyed) if (!socket.write(chunk)) return void socket.once('drain', pump);
+      };
+      pump();
+    });
+    const sink = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    await Promise.all([firehose, sink].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+    const client = net.connect({ host: '127.0.0.1', port: (sink.address() as AddressInfo).port });
+    client.on('error', () => undefined);
+    await new Promise((resolve) => client.once('connect', resolve));
+    let link: ReturnType<typeof connectOrigin> | undefined;
+    try {
+      // Bytes read from the origin between two turns of the loop (one check phase to the next).
+      const figures = await new Promise<{ read: number; turns: number; most: number }>((resolve, reject) => {
+        const origin = connectOrigin('origin.test', { address: '127.0.0.1', family: 4 }, (firehose.address() as AddressInfo).port, 5_000, (error) => {
+          if (error !== undefined) return reject(error);
+          relayLink(client, origin, Buffer.alloc(0), { idleMs: 10_000, connectMs: 5_000 }, () => undefined);
+          let last = origin.socket.bytesRead;
+          let turns = 0;
+          let most = 0;
+          const started = Date.now();
+          const turn = (): void => {
+            const read = origin.socket.bytesRead;
+            most = Math.max(most, read - last);
+            last = read;
+            turns += 1;
+            // Bounded: 64 MiB or 5 s, whichever comes first.
+            if (read < 64 * 1024 * 1024 && Date.now() - started < 5_000) setImmediate(turn);
+            else resolve({ read, turns, most });
+          };
+          setImmediate(turn);
+        });
+        link = origin;
+      });
+      expect(figures.read).toBeGreaterThan(8 * 1024 * 1024);
+      expect(figures.turns).toBeGreaterThan(16);
+      expect(figures.most).toBeGreaterThan(0);
+      expect(figures.most).toBeLessThanOrEqual(TUNNEL_READ_BYTES);
+    } finally {
+      client.destroy();
+      link?.socket.destroy();
+      await Promise.all([firehose, sink].map((server) => new Promise((resolve) => server.close(resolve))));
     }
   });
 
