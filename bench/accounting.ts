@@ -10,7 +10,9 @@
  *    others in turn, window after window: both are saturated, sharing the core, so requests per
  *    second compare forwarding throughput, and a burst of load from other work on the machine
  *    hits both at once. Ratios to "off" are paired within a window; their median and
- *    interquartile range over the windows are printed. "Off" never rests and the others do
+ *    interquartile range over the windows are printed. The run is split in two halves with
+ *    fresh processes and the partners in opposite orders, since a process's place in the list
+ *    moved its figure by 3-4% by itself. "Off" never rests and the others do
  *    between turns, so the verdict measures each against the control, rested alike; the
  *    calibration shows how a cost of known size reads.
  * 2. In place, in this process: proxies with every call into accounting, and the access log's
@@ -21,7 +23,7 @@
  * A verdict line judges the default mode against the 5% target.
  *
  * The shipped code (dist/) runs when it is up to date (npm run bench builds first), else the
- * sources through tsx. BENCH_E2E_ROUNDS (end-to-end windows per pair, default 16), BENCH_ROUNDS
+ * sources through tsx. BENCH_E2E_ROUNDS (end-to-end windows per pair over both halves, default 16), BENCH_ROUNDS
  * (in-place rotations, default 6), BENCH_SECONDS (per window or round, default 1.5). Loopback only; every loop is bounded in count and time.
  */
 import { spawn } from 'node:child_process';
@@ -389,40 +391,58 @@ export async function run(): Promise<void> {
 
 async function measure(dir: string, originPort: number): Promise<void> {
   const origin = { port: originPort };
-  const proxies: ProxyProcess[] = [];
-  let verdictInputs: { cpu: Paired; rps: Paired; noiseCpu: Paired; noiseRps: Paired } | undefined;
-  try {
-    // 1. End to end, in pairs: off, off again (the noise floor), on with each log mode, and a
-    //    known cost (the calibration: what this method reads for a cost whose size is known).
-    proxies.push(await startProxyProcess('accounting off', 'off', join(dir, 'anonymous')));
-    proxies.push(await startProxyProcess('off again (control)', 'off', join(dir, 'anonymous')));
-    proxies.push(await startProxyProcess('on, anonymous log', 'anonymous', join(dir, 'anonymous')));
-    proxies.push(await startProxyProcess('on, aggregate-only', 'aggregate', join(dir, 'aggregate')));
-    proxies.push(await startProxyProcess(`known ${KNOWN_COST_MICROS} µs/request`, 'known', join(dir, 'anonymous')));
-    const e2e = await paired(proxies, origin.port, E2E_ROUNDS);
-    const ratio = (j: number, pick: (r: { cpu: number; rps: number }) => number): Paired => {
-      const ratios = (e2e.windows[j - 1] as PairWindow[]).map(([off, other]) => pick(other) / pick(off));
-      return { median: median(ratios), q1: percentile(ratios, 25), q3: percentile(ratios, 75) };
-    };
-    console.log(`end to end: 1 KiB GET, each proxy (${fromDist ? 'dist/' : 'src/ through tsx'}, in its own process${existsSync('/usr/bin/taskset') ? ' on core 1' : ''}) loaded at the same time as "accounting off", by one lean load generator${existsSync('/usr/bin/taskset') ? ' on core 0' : ''}, ${CONNECTIONS} connections each; ${E2E_ROUNDS} windows of ${ROUND_SECONDS} s per pair, pairs taking turns; the two proxies used ${e2e.coreUse.toFixed(2)} of a core together (1.00: saturated, so requests/s is forwarding throughput); medians, ratios paired within a window:`);
-    const offWindows = e2e.windows.flatMap((list) => list.map(([off]) => off));
-    proxies.forEach((proxy, j) => {
-      const own = j === 0 ? offWindows : (e2e.windows[j - 1] as PairWindow[]).map(([, other]) => other);
-      const cpu = median(own.map((f) => f.cpu));
-      const rps = median(own.map((f) => f.rps));
-      const ratios = j === 0 ? '' : `  CPU/request ${range(ratio(j, (r) => r.cpu))}, throughput ${range(ratio(j, (r) => r.rps))}`;
-      console.log(`  ${proxy.name.padEnd(20)} ${rps.toFixed(0).padStart(6)} req/s ${cpu.toFixed(1).padStart(7)} µs CPU/request${ratios}`);
-    });
-    // The known cost says how this method reads a cost of a known size: its true share of "off"'s
-    // CPU per request, against the share measured above the control.
-    const offCpu = median(offWindows.map((f) => f.cpu));
-    const knownShare = KNOWN_COST_MICROS / offCpu;
-    const knownRead = ratio(4, (r) => r.cpu).median - ratio(1, (r) => r.cpu).median;
-    console.log(`  calibration: the known ${KNOWN_COST_MICROS} µs is ${(knownShare * 100).toFixed(1)}% of "off"'s CPU per request and reads as ${(knownRead * 100).toFixed(1)}% above the control (between runs this reading swings from about half to twice the true size)`);
-    verdictInputs = { cpu: ratio(2, (r) => r.cpu), rps: ratio(2, (r) => r.rps), noiseCpu: ratio(1, (r) => r.cpu), noiseRps: ratio(1, (r) => r.rps) };
-  } finally {
-    for (const proxy of proxies) proxy.child.disconnect();
+  // 1. End to end, in pairs: off, off again (the noise floor), on with each log mode, and a
+  //    known cost (the calibration: what this method reads for a cost whose size is known).
+  //    In two halves, each with fresh processes, the partners in opposite orders: a proxy's
+  //    place in the list was worth 3-4% by itself (whatever ran third read lowest, run after
+  //    run, be it the anonymous log or aggregate-only), so each variant takes a different place
+  //    in each half and its windows from both are pooled.
+  const off = { name: 'accounting off', kind: 'off', policies: 'anonymous' } as const;
+  const control = { name: 'off again (control)', kind: 'off', policies: 'anonymous' } as const;
+  const partners = [
+    { name: 'on, anonymous log', kind: 'anonymous', policies: 'anonymous' },
+    { name: 'on, aggregate-only', kind: 'aggregate', policies: 'aggregate' },
+    { name: `known ${KNOWN_COST_MICROS} µs/request`, kind: 'known', policies: 'anonymous' },
+  ] as const;
+  const names = [off.name, control.name, ...partners.map((p) => p.name)];
+  const byName = new Map<string, PairWindow[]>(names.slice(1).map((name) => [name, []]));
+  const offWindows: { cpu: number; rps: number }[] = [];
+  const coreUse: number[] = [];
+  for (const order of [[...partners], [...partners].reverse()]) {
+    const proxies: ProxyProcess[] = [];
+    try {
+      for (const spec of [off, control, ...order]) proxies.push(await startProxyProcess(spec.name, spec.kind, join(dir, spec.policies)));
+      const half = await paired(proxies, origin.port, Math.ceil(E2E_ROUNDS / 2));
+      coreUse.push(half.coreUse);
+      half.windows.forEach((list, i) => {
+        byName.get((proxies[i + 1] as ProxyProcess).name)?.push(...list);
+        offWindows.push(...list.map(([first]) => first));
+      });
+    } finally {
+      for (const proxy of proxies) proxy.child.disconnect();
+    }
   }
+  const windowsOf = (name: string): PairWindow[] => byName.get(name) ?? [];
+  const ratio = (name: string, pick: (r: { cpu: number; rps: number }) => number): Paired => {
+    const ratios = windowsOf(name).map(([first, other]) => pick(other) / pick(first));
+    return { median: median(ratios), q1: percentile(ratios, 25), q3: percentile(ratios, 75) };
+  };
+  console.log(`end to end: 1 KiB GET, each proxy (${fromDist ? 'dist/' : 'src/ through tsx'}, in its own process${existsSync('/usr/bin/taskset') ? ' on core 1' : ''}) loaded at the same time as "accounting off", by one lean load generator${existsSync('/usr/bin/taskset') ? ' on core 0' : ''}, ${CONNECTIONS} connections each; ${E2E_ROUNDS} windows of ${ROUND_SECONDS} s per pair in two halves (fresh processes, partners in opposite orders), pairs taking turns; the two proxies used ${median(coreUse).toFixed(2)} of a core together (1.00: saturated, so requests/s is forwarding throughput); medians, ratios paired within a window:`);
+  for (const name of names) {
+    const own = name === off.name ? offWindows : windowsOf(name).map(([, other]) => other);
+    const cpu = median(own.map((f) => f.cpu));
+    const rps = median(own.map((f) => f.rps));
+    const ratios = name === off.name ? '' : `  CPU/request ${range(ratio(name, (r) => r.cpu))}, throughput ${range(ratio(name, (r) => r.rps))}`;
+    console.log(`  ${name.padEnd(20)} ${rps.toFixed(0).padStart(6)} req/s ${cpu.toFixed(1).padStart(7)} µs CPU/request${ratios}`);
+  }
+  // The known cost says how this method reads a cost of a known size: its true share of "off"'s
+  // CPU per request, against the share measured above the control.
+  const offCpu = median(offWindows.map((f) => f.cpu));
+  const knownShare = KNOWN_COST_MICROS / offCpu;
+  const knownRead = ratio(partners[2].name, (r) => r.cpu).median - ratio(control.name, (r) => r.cpu).median;
+  console.log(`  calibration: the known ${KNOWN_COST_MICROS} µs is ${(knownShare * 100).toFixed(1)}% of "off"'s CPU per request and reads as ${(knownRead * 100).toFixed(1)}% above the control (between runs this reading swings from about half to twice the true size)`);
+  const anonymous = partners[0].name;
+  const verdictInputs = { cpu: ratio(anonymous, (r) => r.cpu), rps: ratio(anonymous, (r) => r.rps), noiseCpu: ratio(control.name, (r) => r.cpu), noiseRps: ratio(control.name, (r) => r.rps) };
 
   const quiet = createLogger({ level: 'info', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
   const leeways: Leeway[] = [];
@@ -499,17 +519,15 @@ async function measure(dir: string, originPort: number): Promise<void> {
     // others rest between their turns, and resting costs something of its own: the control, the
     // same code as "off" rested alike, is the fair baseline. End to end, the cost is the larger
     // of the CPU per request added and the throughput lost against the control.
-    if (verdictInputs !== undefined) {
-      const { cpu: cpuRatio, rps: rpsRatio, noiseCpu, noiseRps } = verdictInputs;
-      const cpuCost = cpuRatio.median / noiseCpu.median - 1;
-      const rpsLoss = 1 - rpsRatio.median / noiseRps.median;
-      const endToEnd = Math.max(cpuCost, rpsLoss);
-      const verdict = endToEnd < TARGET && place.anonymous.share < TARGET ? 'MET' : place.anonymous.share < TARGET ? 'NOT MET end to end (met in place)' : 'NOT MET';
-      console.log(
-        `verdict, accounting on (anonymous log) vs off, target under ${TARGET * 100}%: ${verdict}. Against the control: CPU/request ${pct(1 + cpuCost)}, throughput ${pct(1 - rpsLoss)} ` +
-          `(against "off": ${pct(cpuRatio.median)} and ${pct(rpsRatio.median)}; the control itself: ${pct(noiseCpu.median)} and ${pct(noiseRps.median)}); in place ${(place.anonymous.share * 100).toFixed(1)}% ≈ ${place.anonymous.micros.toFixed(2)} µs per request`,
-      );
-    }
+    const { cpu: cpuRatio, rps: rpsRatio, noiseCpu, noiseRps } = verdictInputs;
+    const cpuCost = cpuRatio.median / noiseCpu.median - 1;
+    const rpsLoss = 1 - rpsRatio.median / noiseRps.median;
+    const endToEnd = Math.max(cpuCost, rpsLoss);
+    const verdict = endToEnd < TARGET && place.anonymous.share < TARGET ? 'MET' : place.anonymous.share < TARGET ? 'NOT MET end to end (met in place)' : 'NOT MET';
+    console.log(
+      `verdict, accounting on (anonymous log) vs off, target under ${TARGET * 100}%: ${verdict}. Against the control: CPU/request ${pct(1 + cpuCost)}, throughput ${pct(1 - rpsLoss)} ` +
+        `(against "off": ${pct(cpuRatio.median)} and ${pct(rpsRatio.median)}; the control itself: ${pct(noiseCpu.median)} and ${pct(noiseRps.median)}); in place ${(place.anonymous.share * 100).toFixed(1)}% ≈ ${place.anonymous.micros.toFixed(2)} µs per request`,
+    );
   } finally {
     for (const leeway of leeways) await leeway.close(1000);
   }

@@ -197,7 +197,8 @@ describe('access log at process exit', () => {
     try {
       const file = join(dir, 'access.log');
       const source = new URL('../../src/log/access-log.ts', import.meta.url).pathname;
-      // As `leeway start` writes them: pino's asynchronous destination; 300 lines, more than one batch.
+      // As `leeway start` writes them: pino's asynchronous destination; 1,000 lines, several
+      // batches of 64 KiB and a partial one at exit.
       const script = `
         import pino from 'pino';
         import { accessLabels, batched } from '${source}';
@@ -205,13 +206,13 @@ describe('access log at process exit', () => {
         destination.once('ready', () => {
           const batch = batched(destination);
           const labels = accessLabels('social-leisure', 'facebook', 'allow');
-          for (let i = 0; i < 300; i += 1) batch.writeRequest(labels, 200, i, 0, 0, 'http', undefined);
+          for (let i = 0; i < 1000; i += 1) batch.writeRequest(labels, 200, i, 0, 0, 'http', undefined);
           process.exit(0);
         });
       `;
       execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, file], { stdio: ['ignore', 'ignore', 'inherit'] });
       const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as { bytesIn: number });
-      expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+      expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
