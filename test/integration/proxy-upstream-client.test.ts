@@ -12,6 +12,8 @@ import type { Origin } from '../helpers/origin.js';
 import { writeTestPolicy } from '../helpers/policy.js';
 import type { TestPolicy } from '../helpers/policy.js';
 import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
+import { OriginPool } from '../../src/proxy/origin-pool.js';
+import { READ_BUFFER } from '../../src/proxy/read-buffer.js';
 import type { RunningLeeway } from '../helpers/proxy.js';
 
 /** One request as the raw origin saw it: its head, and its place on its connection. */
@@ -285,5 +287,59 @@ describe('upstream client: request bodies', () => {
     expect(statusOf(response)).toBe(200);
     expect(bodyOf(response)).toContain('"bytes":4');
     expect(origin.received.at(-1)?.headers['content-length']).toBe('4');
+  });
+});
+
+describe('upstream client: fairness', () => {
+  it('reads a fast origin at most about READ_BUFFER per turn of the event loop', async () => {
+    // An origin that streams as fast as it can once asked: without the per-turn budget libuv
+    // reads the socket again and again within one turn (up to 32 reads of 1 MiB), so one
+    // download holds the loop while every other connection waits.
+    const firehose = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      const chunk = Buffer.alloc(256 * 1024, 3);
+      const pump = (): void => {
+        while (!socket.destroyed) if (!socket.write(chunk)) return void socket.once('drain', pump);
+      };
+      socket.once('data', pump);
+    });
+    await new Promise<void>((resolve) => firehose.listen(0, '127.0.0.1', resolve));
+    const pool = new OriginPool({ secure: false, address: '127.0.0.1', port: (firehose.address() as AddressInfo).port, host: '127.0.0.1', secureContext: undefined, connectMs: 5_000 });
+    try {
+      const figures = await new Promise<{ read: number; turns: number; most: number }>((resolve, reject) => {
+        pool.acquire((connection) => {
+          if (connection instanceof Error) return reject(connection);
+          let read = 0;
+          connection.owner = {
+            onData: (chunk) => {
+              read += chunk.length;
+            },
+            onClose: () => undefined,
+          };
+          connection.socket.write('go');
+          let last = 0;
+          let turns = 0;
+          let most = 0;
+          const started = Date.now();
+          const turn = (): void => {
+            most = Math.max(most, read - last);
+            last = read;
+            turns += 1;
+            // Bounded: 256 MiB or 5 s, whichever comes first.
+            if (read < 256 * 1024 * 1024 && Date.now() - started < 5_000) setImmediate(turn);
+            else resolve({ read, turns, most });
+          };
+          setImmediate(turn);
+        });
+      });
+      expect(figures.read).toBeGreaterThan(16 * 1024 * 1024);
+      expect(figures.turns).toBeGreaterThan(16);
+      expect(figures.most).toBeGreaterThan(0);
+      // The budget, plus the read that crossed it.
+      expect(figures.most).toBeLessThanOrEqual(2 * READ_BUFFER.length);
+    } finally {
+      pool.close(true);
+      await new Promise((resolve) => firehose.close(resolve));
+    }
   });
 });
