@@ -11,8 +11,8 @@
  *    second compare forwarding throughput, and a burst of load from other work on the machine
  *    hits both at once. Ratios to "off" are paired within a window; their median and
  *    interquartile range over the windows are printed. The run is split in two halves with
- *    fresh processes and the partners in opposite orders, since a process's place in the list
- *    moved its figure by 3-4% by itself. "Off" never rests and the others do
+ *    fresh processes and the partners, the control among them, in opposite orders, since a
+ *    process's place in the list moved its figure by 3-4% by itself. "Off" never rests and the others do
  *    between turns, so the verdict measures each against the control, rested alike; the
  *    calibration shows how a cost of known size reads.
  * 2. In place, in this process: proxies with every call into accounting, and the access log's
@@ -243,6 +243,8 @@ interface ProxyProcess {
   readonly name: string;
   readonly child: ChildProcess;
   readonly port: number;
+  /** The calibration's busy wait as measured in its process, µs (0 for the others). */
+  readonly spinMicros: number;
   cpu(): Promise<number>;
 }
 
@@ -256,9 +258,9 @@ async function startProxyProcess(name: string, kind: ProxyKind, policies: string
       resolve(message);
     });
   });
-  const ready = (await next()) as { port: number };
+  const ready = (await next()) as { port: number; spinMicros: number };
   return {
-    name, child, port: ready.port,
+    name, child, port: ready.port, spinMicros: ready.spinMicros,
     async cpu(): Promise<number> {
       const answer = next();
       child.send('cpu');
@@ -273,16 +275,27 @@ async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
   const quiet = createLogger({ level: 'info', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
   const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false }) });
   // The calibration: no accounting, and a busy wait of a known length per request instead.
-  const spinNs = BigInt(Math.round(KNOWN_COST_MICROS * 1000));
+  // performance.now(), not process.hrtime.bigint(): a BigInt per clock read made about 1.2 KB
+  // of garbage per request, a cost beyond the wait itself that the calibration then read too.
+  const spinMs = KNOWN_COST_MICROS / 1000;
+  const spin = (): void => {
+    const start = performance.now();
+    while (performance.now() - start < spinMs);
+  };
   const known: Accounting = {
     usage: () => NO_USAGE,
     tunnelBytes: () => undefined,
     pageEvent: () => undefined,
-    requestDone: () => {
-      const start = process.hrtime.bigint();
-      while (process.hrtime.bigint() - start < spinNs);
-    },
+    requestDone: spin,
   };
+  // The wait as it really runs here (it overshoots by a clock read or so).
+  let spinMicros = 0;
+  if (kind === 'known') {
+    const spins = 20_000;
+    const start = performance.now();
+    for (let i = 0; i < spins; i += 1) spin();
+    spinMicros = ((performance.now() - start) * 1000) / spins;
+  }
   const accounting = kind === 'off' ? undefined : kind === 'known' ? known : usage.accounting;
   const leeway = await createLeeway({ policies, listen: '127.0.0.1:0', admin: false, logger: quiet, ...(accounting === undefined ? {} : { accounting }) });
   if (kind === 'anonymous' || kind === 'aggregate') usage.attach(leeway);
@@ -292,7 +305,7 @@ async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
   });
   // The parent going away (normally or not) ends this process too.
   process.on('disconnect', () => void leeway.close(500).finally(() => process.exit(0)));
-  process.send?.({ port: proxy.port });
+  process.send?.({ port: proxy.port, spinMicros });
 }
 
 /** One window: CPU µs per request and requests per second of "off" and of the proxy compared with it. */
@@ -393,10 +406,10 @@ async function measure(dir: string, originPort: number): Promise<void> {
   const origin = { port: originPort };
   // 1. End to end, in pairs: off, off again (the noise floor), on with each log mode, and a
   //    known cost (the calibration: what this method reads for a cost whose size is known).
-  //    In two halves, each with fresh processes, the partners in opposite orders: a proxy's
-  //    place in the list was worth 3-4% by itself (whatever ran third read lowest, run after
-  //    run, be it the anonymous log or aggregate-only), so each variant takes a different place
-  //    in each half and its windows from both are pooled.
+  //    In two halves, each with fresh processes, the partners (the control among them) in
+  //    opposite orders: a proxy's place in the list was worth 3-4% by itself (whatever ran third
+  //    read lowest, run after run, be it the anonymous log or aggregate-only), so each takes a
+  //    different place in each half and its windows from both are pooled.
   const off = { name: 'accounting off', kind: 'off', policies: 'anonymous' } as const;
   const control = { name: 'off again (control)', kind: 'off', policies: 'anonymous' } as const;
   const partners = [
@@ -408,12 +421,17 @@ async function measure(dir: string, originPort: number): Promise<void> {
   const byName = new Map<string, PairWindow[]>(names.slice(1).map((name) => [name, []]));
   const offWindows: { cpu: number; rps: number }[] = [];
   const coreUse: number[] = [];
-  for (const order of [[...partners], [...partners].reverse()]) {
+  const proxiesSpin: number[] = [];
+  // The control takes part in the orders like the others: placed second in both halves, it read
+  // better than everything else, the calibration's known cost included (1.2-2.2x its size).
+  const others = [control, ...partners];
+  for (const order of [others, [...others].reverse()]) {
     const proxies: ProxyProcess[] = [];
     try {
-      for (const spec of [off, control, ...order]) proxies.push(await startProxyProcess(spec.name, spec.kind, join(dir, spec.policies)));
+      for (const spec of [off, ...order]) proxies.push(await startProxyProcess(spec.name, spec.kind, join(dir, spec.policies)));
       const half = await paired(proxies, origin.port, Math.ceil(E2E_ROUNDS / 2));
       coreUse.push(half.coreUse);
+      for (const proxy of proxies) if (proxy.spinMicros > 0) proxiesSpin.push(proxy.spinMicros);
       half.windows.forEach((list, i) => {
         byName.get((proxies[i + 1] as ProxyProcess).name)?.push(...list);
         offWindows.push(...list.map(([first]) => first));
@@ -438,9 +456,10 @@ async function measure(dir: string, originPort: number): Promise<void> {
   // The known cost says how this method reads a cost of a known size: its true share of "off"'s
   // CPU per request, against the share measured above the control.
   const offCpu = median(offWindows.map((f) => f.cpu));
-  const knownShare = KNOWN_COST_MICROS / offCpu;
+  const spinMicros = proxiesSpin.length > 0 ? median(proxiesSpin) : KNOWN_COST_MICROS;
+  const knownShare = spinMicros / offCpu;
   const knownRead = ratio(partners[2].name, (r) => r.cpu).median - ratio(control.name, (r) => r.cpu).median;
-  console.log(`  calibration: the known ${KNOWN_COST_MICROS} µs is ${(knownShare * 100).toFixed(1)}% of "off"'s CPU per request and reads as ${(knownRead * 100).toFixed(1)}% above the control (between runs this reading swings from about half to twice the true size)`);
+  console.log(`  calibration: the known ${KNOWN_COST_MICROS} µs (${spinMicros.toFixed(2)} µs as measured in its process) is ${(knownShare * 100).toFixed(1)}% of "off"'s CPU per request and reads as ${(knownRead * 100).toFixed(1)}% above the control (between runs this reading swings from about half to twice the true size)`);
   const anonymous = partners[0].name;
   const verdictInputs = { cpu: ratio(anonymous, (r) => r.cpu), rps: ratio(anonymous, (r) => r.rps), noiseCpu: ratio(control.name, (r) => r.cpu), noiseRps: ratio(control.name, (r) => r.rps) };
 
