@@ -27,7 +27,7 @@
  * (in-place rotations, default 6), BENCH_SECONDS (per window or round, default 1.5). Loopback only; every loop is bounded in count and time.
  */
 import { spawn } from 'node:child_process';
-import type { ChildProcess, StdioOptions } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,7 +44,7 @@ import type { Leeway } from '../src/proxy/leeway.js';
 import type { Accounting, RequestRecord } from '../src/proxy/account.js';
 import type { CompiledPolicy } from '../src/policy/types.js';
 import type * as PolicyTypesModule from '../src/policy/types.js';
-import { distIsFresh, median, percentile, repoRoot } from './lib/common.js';
+import { distIsFresh, median, percentile, repoRoot, spawnNodeOn } from './lib/common.js';
 import type { LoadCounts, LoadOptions } from './lib/keepalive-load.js';
 
 const ROUNDS = Math.max(3, Number(process.env.BENCH_ROUNDS ?? 6));
@@ -125,11 +125,6 @@ interface Round {
 const LOAD_SCRIPT = `const autocannon = require('autocannon');
 const o = JSON.parse(process.argv[1]);
 autocannon(o).then((r) => process.stdout.write(JSON.stringify({ total: r.requests.total, average: r.requests.average, non2xx: r.non2xx, errors: r.errors })));`;
-
-/** Node with `args`, confined to `core` with taskset (unpinned without it). */
-function spawnNodeOn(core: 0 | 1, args: readonly string[], stdio: StdioOptions): ChildProcess {
-  return existsSync('/usr/bin/taskset') ? spawn('/usr/bin/taskset', ['-c', String(core), process.execPath, ...args], { stdio }) : spawn(process.execPath, args, { stdio });
-}
 
 function drive(proxyPort: number, originPort: number): Promise<{ total: number; average: number; non2xx: number; errors: number }> {
   const options = {

@@ -42,7 +42,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 // @ts-expect-error autocannon ships no type declarations; the part used here is typed below.
 import autocannonUntyped from 'autocannon';
-import { distIsFresh, firstJsonLine, median, repoRoot } from './lib/common.js';
+import { distIsFresh, firstJsonLine, median, repoRoot, spawnNodeOn } from './lib/common.js';
 import { generateCa, writeCa } from '../src/tls/ca.js';
 
 interface CannonResult {
@@ -256,9 +256,7 @@ async function tunnelRate(target: Target, sourcePort: number): Promise<{ mibps: 
     streams: 4,
     seconds: SECONDS,
   };
-  const args = ['-e', TUNNEL_SINK, JSON.stringify(options)];
-  const pinned = existsSync('/usr/bin/taskset');
-  const child = spawn(pinned ? '/usr/bin/taskset' : process.execPath, pinned ? ['-c', '0', process.execPath, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnNodeOn(0, ['-e', TUNNEL_SINK, JSON.stringify(options)], ['ignore', 'pipe', 'pipe']);
   let out = '';
   let err = '';
   child.stdout?.on('data', (data: Buffer) => (out += data.toString()));

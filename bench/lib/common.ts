@@ -2,7 +2,8 @@
  * Pieces the benchmarks share. Files under bench/lib/ are helpers, not benchmarks: bench/run.ts
  * only runs the .ts files directly in bench/.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,4 +63,9 @@ export function firstJsonLine(child: ChildProcess, match: (line: Record<string, 
       reject(new Error(`child exited with ${code}`));
     });
   });
+}
+
+/** Node with `args`, confined to `core` with taskset (unpinned where taskset is missing). */
+export function spawnNodeOn(core: 0 | 1, args: readonly string[], stdio: StdioOptions): ChildProcess {
+  return existsSync('/usr/bin/taskset') ? spawn('/usr/bin/taskset', ['-c', String(core), process.execPath, ...args], { stdio }) : spawn(process.execPath, args, { stdio });
 }

@@ -14,7 +14,6 @@ import type { SecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { READ_BUFFER } from './read-buffer.js';
 
-
 // Below Node's default server keepAliveTimeout (5 s) so we drop an idle socket before the origin does.
 export const ORIGIN_IDLE_MS = 4_000;
 

@@ -125,3 +125,73 @@ export async function startEchoServer(): Promise<{ readonly server: net.Server; 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as AddressInfo).port };
 }
+
+export interface Firehose {
+  readonly port: number;
+  /** Bytes handed to the kernel so far, over every connection. */
+  written(): number;
+  /** Closes the server and every connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP origin that writes 256 KiB chunks as fast as the peer takes them, forever: at once on
+ * connect, or (with `startOnData`) once the peer said something, so bytes cannot arrive before
+ * the test is listening.
+ */
+export async function startFirehose(options: { readonly startOnData?: boolean } = {}): Promise<Firehose> {
+  let written = 0;
+  const sockets = new Set<net.Socket>();
+  const chunk = Buffer.alloc(256 * 1024, 9);
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const pump = (): void => {
+      while (!socket.destroyed) {
+        written += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', pump);
+      }
+    };
+    if (options.startOnData === true) socket.once('data', pump);
+    else pump();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    written: () => written,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** What bytesPerTurn() saw: the total, the turns sampled, and the most read between two of them. */
+export interface TurnFigures {
+  readonly read: number;
+  readonly turns: number;
+  readonly most: number;
+}
+
+/**
+ * Samples `read()` (a running byte count) at every turn of the event loop, from one check phase
+ * to the next, until it reaches `maxBytes` or `maxMs` passed: how many bytes one turn let through.
+ */
+export function bytesPerTurn(read: () => number, maxBytes: number, maxMs = 5_000): Promise<TurnFigures> {
+  return new Promise((resolve) => {
+    let last = read();
+    let turns = 0;
+    let most = 0;
+    const started = Date.now();
+    const turn = (): void => {
+      const now = read();
+      most = Math.max(most, now - last);
+      last = now;
+      turns += 1;
+      if (now < maxBytes && Date.now() - started < maxMs) setImmediate(turn);
+      else resolve({ read: now, turns, most });
+    };
+    setImmediate(turn);
+  });
+}

@@ -12,7 +12,7 @@ import { writeTestPolicy } from '../helpers/policy.js';
 import { noopAccounting } from '../../src/index.js';
 import type { Accounting, RequestRecord, TunnelActivity } from '../../src/index.js';
 import type { TestPolicy } from '../helpers/policy.js';
-import { startEchoServer } from '../helpers/origin.js';
+import { bytesPerTurn, startEchoServer, startFirehose } from '../helpers/origin.js';
 import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
 import { connectOrigin, relayLink, TUNNEL_READ_BYTES } from '../../src/proxy/tunnel.js';
 import type { RunningLeeway } from '../helpers/proxy.js';
@@ -129,20 +129,8 @@ describe('CONNECT', () => {
   });
 
   it('holds an endless origin back while the client does not read (bounded buffering)', async () => {
-    let originWrote = 0;
-    const firehose = net.createServer((socket) => {
-      socket.on('error', () => undefined);
-      const chunk = Buffer.alloc(256 * 1024, 9);
-      const pump = (): void => {
-        while (!socket.destroyed) {
-          originWrote += chunk.length;
-          if (!socket.write(chunk)) return void socket.once('drain', pump);
-        }
-      };
-      pump();
-    });
-    await new Promise<void>((resolve) => firehose.listen(0, '127.0.0.1', resolve));
-    const port = (firehose.address() as AddressInfo).port;
+    const firehose = await startFirehose();
+    const port = firehose.port;
     const local = await writeTestPolicy({ proxy: { connectPorts: [port] } });
     const other = await startLeeway({ policies: local.dir });
     try {
@@ -152,12 +140,12 @@ describe('CONNECT', () => {
       // Never read: without backpressure the proxy would buffer hundreds of MB in this time.
       socket.pause();
       await new Promise((resolve) => setTimeout(resolve, 700));
-      expect(originWrote).toBeLessThan(48 * 1024 * 1024);
+      expect(firehose.written()).toBeLessThan(48 * 1024 * 1024);
       socket.destroy();
     } finally {
       await other.close();
       await local.cleanup();
-      firehose.close();
+      await firehose.close();
     }
   });
 
@@ -165,46 +153,23 @@ describe('CONNECT', () => {
     // An origin that writes as fast as it can and a client that reads everything: without the
     // one-read-per-turn rule, libuv reads the origin again and again within one turn (up to 32
     // reads), so one download holds the loop while other connections wait.
-    const firehose = net.createServer((socket) => {
-      socket.on('error', () => undefined);
-      const chunk = Buffer.alloc(256 * 1024, 7);
-      const pump = (): void => {
-        while (!socket.destroyed) if (!socket.write(chunk)) return void socket.once('drain', pump);
-      };
-      pump();
-    });
+    const firehose = await startFirehose();
     const sink = net.createServer((socket) => {
       socket.on('error', () => undefined);
       socket.resume();
     });
-    await Promise.all([firehose, sink].map((server) => new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))));
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
     const client = net.connect({ host: '127.0.0.1', port: (sink.address() as AddressInfo).port });
     client.on('error', () => undefined);
     await new Promise((resolve) => client.once('connect', resolve));
     let link: ReturnType<typeof connectOrigin> | undefined;
     try {
-      // Bytes read from the origin between two turns of the loop (one check phase to the next).
-      const figures = await new Promise<{ read: number; turns: number; most: number }>((resolve, reject) => {
-        const origin = connectOrigin('origin.test', { address: '127.0.0.1', family: 4 }, (firehose.address() as AddressInfo).port, 5_000, (error) => {
-          if (error !== undefined) return reject(error);
-          relayLink(client, origin, Buffer.alloc(0), { idleMs: 10_000, connectMs: 5_000 }, () => undefined);
-          let last = origin.socket.bytesRead;
-          let turns = 0;
-          let most = 0;
-          const started = Date.now();
-          const turn = (): void => {
-            const read = origin.socket.bytesRead;
-            most = Math.max(most, read - last);
-            last = read;
-            turns += 1;
-            // Bounded: 64 MiB or 5 s, whichever comes first.
-            if (read < 64 * 1024 * 1024 && Date.now() - started < 5_000) setImmediate(turn);
-            else resolve({ read, turns, most });
-          };
-          setImmediate(turn);
-        });
-        link = origin;
+      const origin = await new Promise<ReturnType<typeof connectOrigin>>((resolve, reject) => {
+        const opened = connectOrigin('origin.test', { address: '127.0.0.1', family: 4 }, firehose.port, 5_000, (error) => (error === undefined ? resolve(opened) : reject(error)));
+        link = opened;
       });
+      relayLink(client, origin, Buffer.alloc(0), { idleMs: 10_000, connectMs: 5_000 }, () => undefined);
+      const figures = await bytesPerTurn(() => origin.socket.bytesRead, 64 * 1024 * 1024);
       expect(figures.read).toBeGreaterThan(8 * 1024 * 1024);
       expect(figures.turns).toBeGreaterThan(16);
       expect(figures.most).toBeGreaterThan(0);
@@ -212,7 +177,8 @@ describe('CONNECT', () => {
     } finally {
       client.destroy();
       link?.socket.destroy();
-      await Promise.all([firehose, sink].map((server) => new Promise((resolve) => server.close(resolve))));
+      await firehose.close();
+      await new Promise((resolve) => sink.close(resolve));
     }
   });
 

@@ -7,12 +7,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { startOrigin } from '../helpers/origin.js';
+import { bytesPerTurn, startFirehose, startOrigin } from '../helpers/origin.js';
 import type { Origin } from '../helpers/origin.js';
 import { writeTestPolicy } from '../helpers/policy.js';
 import type { TestPolicy } from '../helpers/policy.js';
 import { rawExchange, startLeeway, statusOf } from '../helpers/proxy.js';
 import { OriginPool } from '../../src/proxy/origin-pool.js';
+import type { UpstreamConnection } from '../../src/proxy/origin-pool.js';
 import { READ_BUFFER } from '../../src/proxy/read-buffer.js';
 import type { RunningLeeway } from '../helpers/proxy.js';
 
@@ -295,43 +296,19 @@ describe('upstream client: fairness', () => {
     // An origin that streams as fast as it can once asked: without the per-turn budget libuv
     // reads the socket again and again within one turn (up to 32 reads of 1 MiB), so one
     // download holds the loop while every other connection waits.
-    const firehose = net.createServer((socket) => {
-      socket.on('error', () => undefined);
-      const chunk = Buffer.alloc(256 * 1024, 3);
-      const pump = (): void => {
-        while (!socket.destroyed) if (!socket.write(chunk)) return void socket.once('drain', pump);
-      };
-      socket.once('data', pump);
-    });
-    await new Promise<void>((resolve) => firehose.listen(0, '127.0.0.1', resolve));
-    const pool = new OriginPool({ secure: false, address: '127.0.0.1', port: (firehose.address() as AddressInfo).port, host: '127.0.0.1', secureContext: undefined, connectMs: 5_000 });
+    const firehose = await startFirehose({ startOnData: true });
+    const pool = new OriginPool({ secure: false, address: '127.0.0.1', port: firehose.port, host: '127.0.0.1', secureContext: undefined, connectMs: 5_000 });
     try {
-      const figures = await new Promise<{ read: number; turns: number; most: number }>((resolve, reject) => {
-        pool.acquire((connection) => {
-          if (connection instanceof Error) return reject(connection);
-          let read = 0;
-          connection.owner = {
-            onData: (chunk) => {
-              read += chunk.length;
-            },
-            onClose: () => undefined,
-          };
-          connection.socket.write('go');
-          let last = 0;
-          let turns = 0;
-          let most = 0;
-          const started = Date.now();
-          const turn = (): void => {
-            most = Math.max(most, read - last);
-            last = read;
-            turns += 1;
-            // Bounded: 256 MiB or 5 s, whichever comes first.
-            if (read < 256 * 1024 * 1024 && Date.now() - started < 5_000) setImmediate(turn);
-            else resolve({ read, turns, most });
-          };
-          setImmediate(turn);
-        });
-      });
+      const connection = await new Promise<UpstreamConnection>((resolve, reject) => pool.acquire((c) => (c instanceof Error ? reject(c) : resolve(c))));
+      let read = 0;
+      connection.owner = {
+        onData: (chunk) => {
+          read += chunk.length;
+        },
+        onClose: () => undefined,
+      };
+      connection.socket.write('go');
+      const figures = await bytesPerTurn(() => read, 256 * 1024 * 1024);
       expect(figures.read).toBeGreaterThan(16 * 1024 * 1024);
       expect(figures.turns).toBeGreaterThan(16);
       expect(figures.most).toBeGreaterThan(0);
@@ -339,7 +316,7 @@ describe('upstream client: fairness', () => {
       expect(figures.most).toBeLessThanOrEqual(2 * READ_BUFFER.length);
     } finally {
       pool.close(true);
-      await new Promise((resolve) => firehose.close(resolve));
+      await firehose.close();
     }
   });
 });
