@@ -28,17 +28,17 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import pino from 'pino';
 import type * as LeewayAccountingModule from '../src/accounting/leeway-accounting.js';
 import type { Pseudonym } from '../src/identity/pseudonym.js';
 import type * as LoggerModule from '../src/log/logger.js';
 import type * as AccessLogModule from '../src/log/access-log.js';
+import type * as FdDestinationModule from '../src/log/fd-destination.js';
 import type * as LeewayModule from '../src/proxy/leeway.js';
 import type { Leeway } from '../src/proxy/leeway.js';
 import type { Accounting, RequestRecord } from '../src/proxy/account.js';
@@ -58,7 +58,7 @@ const STAGE_CALLS = 1_000_000;
 /** Issue 5: accounting costs under 5% of forwarding. */
 const TARGET = 0.05;
 
-const SOURCES = ['accounting/accounting', 'accounting/leeway-accounting', 'accounting/usage-ledger', 'metrics/metrics', 'log/access-log', 'log/logger', 'proxy/leeway', 'proxy/pipeline', 'proxy/forward'];
+const SOURCES = ['accounting/accounting', 'accounting/leeway-accounting', 'accounting/usage-ledger', 'metrics/metrics', 'log/access-log', 'log/fd-destination', 'log/logger', 'proxy/leeway', 'proxy/pipeline', 'proxy/forward'];
 const fromDist = distIsFresh(SOURCES);
 /** The module from dist/ when the build is fresh (under tsx, esbuild's keep-names helper adds a cost per closure), else from src/. */
 function load<T>(name: string): Promise<T> {
@@ -68,6 +68,9 @@ const { createUsageAccounting } = await load<typeof LeewayAccountingModule>('acc
 const { createLogger } = await load<typeof LoggerModule>('log/logger');
 const { createLeeway } = await load<typeof LeewayModule>('proxy/leeway');
 const { LineBatch } = await load<typeof AccessLogModule>('log/access-log');
+const { FdDestination } = await load<typeof FdDestinationModule>('log/fd-destination');
+/** Access lines to /dev/null as `leeway start` writes them to stdout: FdDestination (asynchronous, since /dev/null is not a regular file). */
+const nullDestination = (): InstanceType<typeof FdDestination> => new FdDestination(openSync('/dev/null', 'w'));
 const { NO_USAGE } = await load<typeof PolicyTypesModule>('policy/types');
 
 const POLICY = `settings:
@@ -165,7 +168,7 @@ async function round(proxyPort: number, originPort: number): Promise<Round> {
 export async function measureStage(policy: CompiledPolicy): Promise<{ perSecond: number; baseline: number }> {
   const usage = createUsageAccounting({
     logger: createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
-    accessLogDestination: pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }),
+    accessLogDestination: nullDestination(),
     defaultMetrics: false,
   });
   usage.attach({ policy, admin: { register: () => undefined } });
@@ -268,7 +271,7 @@ async function startProxyProcess(name: string, kind: ProxyKind, policies: string
 /** The child's side: one Leeway as `leeway start` runs it (access lines on an asynchronous destination). */
 async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
   const quiet = createLogger({ level: 'info', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-  const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false }) });
+  const usage = createUsageAccounting({ logger: quiet, accessLogDestination: nullDestination() });
   // The calibration: no accounting, and a busy wait of a known length per request instead.
   // performance.now(), not process.hrtime.bigint(): a BigInt per clock read made about 1.2 KB
   // of garbage per request, a cost beyond the wait itself that the calibration then read too.
@@ -467,7 +470,7 @@ async function measure(dir: string, originPort: number): Promise<void> {
     const add = async (name: string, policies: string, accounting: 'on' | 'empty'): Promise<Variant> => {
       // As `leeway start` runs it: access lines on their own asynchronous destination.
       const timing = { ns: 0n };
-      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: pino.destination({ dest: '/dev/null', sync: false }) });
+      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: nullDestination() });
       // The pipeline's own cost of reporting (records built, usage asked) with nothing behind it.
       const empty: Accounting = { usage: () => NO_USAGE, requestDone: () => undefined, tunnelBytes: () => undefined, pageEvent: () => undefined };
       const given = timedAccounting(accounting === 'on' ? usage.accounting : empty, timing);

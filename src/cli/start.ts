@@ -8,9 +8,12 @@ import { parseCommandArgs, UsageError } from './args.js';
 import { createLogger } from '../log/logger.js';
 import { createLeeway } from '../proxy/leeway.js';
 import { isLeewayError } from '../errors.js';
-import pino from 'pino';
+import { FdDestination } from '../log/fd-destination.js';
 import { createUsageAccounting } from '../accounting/leeway-accounting.js';
 import { deferredInterceptor, registerCaRoutes, setupInterception } from '../tls/interception.js';
+
+/** How long a stopping proxy waits for its last access lines to be written. */
+const ACCESS_LOG_EXIT_WAIT_MS = 2000;
 
 export async function run(args: string[]): Promise<number> {
   let values: { policies?: string | undefined; listen?: string | undefined; admin?: string | undefined; help?: boolean | undefined };
@@ -35,9 +38,10 @@ export async function run(args: string[]): Promise<number> {
   const logger = createLogger({ level: process.env.LEEWAY_LOG_LEVEL ?? 'info' });
   const policies = values.policies ?? process.env.LEEWAY_POLICIES ?? './policies';
   // Active minutes, quotas, /metrics, the status page and the access log (issue 5).
-  // Access lines on stdout through their own asynchronous destination: writes coalesce under
-  // load instead of one write per request (pino flushes it on exit).
-  const usage = createUsageAccounting({ logger, accessLogDestination: pino.destination({ dest: 1, sync: false }) });
+  // Access lines on stdout through their own asynchronous destination: batches of lines written
+  // as bytes, never one write per request; what is left is written synchronously at exit.
+  const accessLogDestination = new FdDestination(1, { onError: (error) => logger.error({ err: error }, 'access log: writing to stdout failed; lines are being lost') });
+  const usage = createUsageAccounting({ logger, accessLogDestination });
   // The CA paths live in the policy, which createLeeway loads: the interceptor is set just after.
   const interceptor = deferredInterceptor();
   let leeway;
@@ -75,7 +79,12 @@ export async function run(args: string[]): Promise<number> {
     stopping = true;
     logger.info({ signal }, 'stopping: draining in-flight requests');
     leeway.close().then(
-      () => process.exit(0),
+      async () => {
+        // The last access lines, written before exit rather than raced against it.
+        usage.flush();
+        await Promise.race([accessLogDestination.whenWritten(), new Promise((resolve) => setTimeout(resolve, ACCESS_LOG_EXIT_WAIT_MS).unref())]);
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'error while stopping');
         process.exit(1);

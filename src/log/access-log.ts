@@ -10,6 +10,7 @@
 import type { DestinationStream } from 'pino';
 import type { AccessLogMode } from '../policy/types.js';
 import type { Logger } from './logger.js';
+import { isBufferDestination } from './fd-destination.js';
 
 /** Everything an access line may ever carry. */
 export interface AccessEntry {
@@ -72,7 +73,8 @@ let exiting = false;
  */
 export class LineBatch implements DestinationStream {
   readonly #destination: DestinationStream;
-  readonly #buffer = Buffer.allocUnsafe(ACCESS_LOG_MAX_BYTES);
+  /** Replaced at each write when the destination takes buffers (FdDestination): it keeps the one written. */
+  #buffer: Buffer = Buffer.allocUnsafe(ACCESS_LOG_MAX_BYTES);
   #length = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #flush = (): void => this.flush();
@@ -150,7 +152,8 @@ export class LineBatch implements DestinationStream {
     if (noted === 0) return;
     this.#noted = 0;
     const numbers = this.#numbers;
-    const buffer = this.#buffer;
+    // Reread after each #writeChunk(): a destination that takes buffers hands back another.
+    let buffer = this.#buffer;
     for (let i = 0; i < noted; i += 1) {
       const labels = this.#labels[i] as AccessLabels;
       const kind = this.#kinds[i] as string;
@@ -164,6 +167,7 @@ export class LineBatch implements DestinationStream {
       const most = PREFIX_MAX + labels.middle.length + FIXED_BYTES + 4 * 24 + kindEnd.length + (who === undefined ? 0 : 3 * who.length);
       if (most > buffer.length - this.#length) {
         this.#writeChunk();
+        buffer = this.#buffer;
         if (most > buffer.length) {
           // Longer than a whole batch (a policy name of many kilobytes): as a string of its own.
           this.#destination.write(formatRequestLineAt(numbers[n] as number, labels, numbers[n + 1] as number, numbers[n + 2] as number, numbers[n + 3] as number, numbers[n + 4] as number, kind, pseudonym));
@@ -200,9 +204,16 @@ export class LineBatch implements DestinationStream {
     // synchronous writes first (here, before any write at exit), so every chunk lands, in order.
     if (exiting) makeSynchronous(this.#destination);
     if (this.#length === 0) return;
-    const chunk = this.#buffer.toString('utf8', 0, this.#length);
-    this.#length = 0;
-    this.#destination.write(chunk);
+    const destination = this.#destination;
+    if (isBufferDestination(destination)) {
+      // The bytes as they are: no string to decode, concatenate and encode again.
+      this.#buffer = destination.writeBuffer(this.#buffer, this.#length);
+      this.#length = 0;
+    } else {
+      const chunk = this.#buffer.toString('utf8', 0, this.#length);
+      this.#length = 0;
+      destination.write(chunk);
+    }
     // At exit an asynchronous destination must be drained now or the chunk is lost.
     if (exiting) {
       try {
