@@ -107,4 +107,18 @@ describe('leeway start', () => {
     expect(await leeway.exited).toBe(0);
     expect(leeway.lines.some((line) => line.msg === 'leeway stopped')).toBe(true);
   });
+
+  it('writes every request\'s access line on stdout before it exits on SIGTERM, the last ones included', async () => {
+    const { leeway, agent, originPort } = await setup();
+    const count = 40;
+    for (let i = 0; i < count; i += 1) expect(await statusThrough(agent, `http://origin.test:${originPort}/page-${i}`)).toBe(200);
+    // At once: the last lines are still held in their batch (written within 100 ms otherwise).
+    leeway.kill('SIGTERM');
+    expect(await leeway.exited).toBe(0);
+    const access = leeway.lines.filter((line) => line.log === 'access');
+    expect(access).toHaveLength(count);
+    for (const line of access) expect(line).toMatchObject({ msg: 'access', status: 200, action: 'allow', kind: 'http' });
+    // Anonymous by default: no path reaches the log.
+    expect(JSON.stringify(access)).not.toMatch(/page-/);
+  });
 });
