@@ -15,8 +15,9 @@
  *    process's place in the list moved its figure by 3-4% by itself. "Off" never rests and the others do
  *    between turns, so the verdict measures each against the control, rested alike; the
  *    calibration shows how a cost of known size reads.
- * 2. In place, in this process: proxies with every call into accounting, and the access log's
- *    timed flush (lines short of a 256-line batch are encoded then), timed as a share of the
+ * 2. In place, in this process: proxies with every call into accounting, the batch of each
+ *    turn's records, and the access log's timed flush (lines short of a 256-line batch are
+ *    encoded then), timed as a share of the
  *    time the event loop was busy, and an empty Accounting timed the same way, whose share (the
  *    timer's own) is subtracted.
  * 3. The account stage alone: requestDone() per second, 10,000 people over 3 sites.
@@ -470,7 +471,18 @@ async function measure(dir: string, originPort: number): Promise<void> {
     const add = async (name: string, policies: string, accounting: 'on' | 'empty'): Promise<Variant> => {
       // As `leeway start` runs it: access lines on their own asynchronous destination.
       const timing = { ns: 0n };
-      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: nullDestination() });
+      // The records of a turn are accounted together once the turn ends: that batch is timed too.
+      const schedule = (settle: () => void): void => {
+        setImmediate(() => {
+          const start = process.hrtime.bigint();
+          try {
+            settle();
+          } finally {
+            timing.ns += process.hrtime.bigint() - start;
+          }
+        });
+      };
+      const usage = createUsageAccounting({ logger: quiet, accessLogDestination: nullDestination(), schedule });
       // The pipeline's own cost of reporting (records built, usage asked) with nothing behind it.
       const empty: Accounting = { usage: () => NO_USAGE, requestDone: () => undefined, tunnelBytes: () => undefined, pageEvent: () => undefined };
       const given = timedAccounting(accounting === 'on' ? usage.accounting : empty, timing);

@@ -21,6 +21,7 @@ import type { ReloadResult } from '../metrics/metrics.js';
 import { statusPageHandler } from '../admin/status-page.js';
 import type { AdminHandler } from '../admin/server.js';
 import { createAccounting } from './accounting.js';
+import type { ProxyAccounting } from './accounting.js';
 import { UsageLedger } from './usage-ledger.js';
 
 /** What attach() needs of a Leeway (structural, so embedders can pass their own). */
@@ -43,6 +44,8 @@ export interface UsageAccountingOptions {
   readonly accessLogDestination?: DestinationStream;
   /** Package version for the status page. */
   readonly version?: string;
+  /** See AccountingOptions.schedule (benchmarks time the batch with it). */
+  readonly schedule?: (settle: () => void) => void;
 }
 
 export interface UsageAccounting {
@@ -62,7 +65,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
   const logger = options.logger ?? silentLogger();
   const clock = options.clock ?? Date.now;
   const startedAt = clock();
-  let inner: (Accounting & { ledger: UsageLedger }) | undefined;
+  let inner: ProxyAccounting | undefined;
   let metrics: LeewayMetrics | undefined;
   let accessLog: AccessLog | undefined;
   let proxied: AccountedProxy | undefined;
@@ -70,7 +73,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
   // Asked at every report (a reference comparison): a reload that changes the zone moves the next
   // rollover. Not only in usage(): the proxy asks for usage only when a quota rule can read it.
   /** The accounting in force (none before the proxy is attached), following the live policy's zone. */
-  const following = (): (Accounting & { ledger: UsageLedger }) | undefined => {
+  const following = (): ProxyAccounting | undefined => {
     const current = proxied?.policy;
     if (inner !== undefined && current !== undefined && current !== followed) {
       followed = current;
@@ -89,13 +92,17 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
 
   return {
     accounting,
+    // Readers of the figures first account the records still waiting for the end of the turn.
     get metrics() {
+      inner?.settle();
       return metrics;
     },
     get ledger() {
+      inner?.settle();
       return inner?.ledger;
     },
     flush(): void {
+      inner?.settle();
       accessLog?.flush();
     },
     policyReloaded(result: ReloadResult): void {
@@ -113,10 +120,12 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
         logger,
         ...(options.accessLogDestination === undefined ? {} : { destination: options.accessLogDestination }),
       });
-      inner = createAccounting({ policy, ledger, metrics, accessLog, logger, clock });
+      const accounting = createAccounting({ policy, ledger, metrics, accessLog, logger, clock, ...(options.schedule === undefined ? {} : { schedule: options.schedule }) });
+      inner = accounting;
 
       const registry = metrics;
       proxy.admin.register('/metrics', async (_req: IncomingMessage, res: ServerResponse) => {
+        accounting.settle();
         const body = await registry.metrics();
         res.writeHead(200, { 'content-type': registry.contentType, 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' });
         res.end(res.req.method === 'HEAD' ? undefined : body);
@@ -126,6 +135,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
       proxy.admin.register(
         '/',
         statusPageHandler(() => {
+          accounting.settle();
           const now = clock();
           const current = proxy.policy;
           if (current.hash !== loaded.hash) loaded = { hash: current.hash, at: now };

@@ -1,4 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createAccounting } from '../../src/accounting/accounting.js';
 import { UsageLedger } from '../../src/accounting/usage-ledger.js';
 import type { Pseudonym } from '../../src/identity/pseudonym.js';
@@ -10,6 +14,9 @@ import type { CompiledPolicy } from '../../src/policy/index.js';
 import type { RequestRecord, TunnelActivity } from '../../src/proxy/account.js';
 import { loadFixturePolicy } from '../helpers/policy.js';
 
+/** Each record accounted as it is reported: these tests look at what one record does (the batching per turn is tested on its own). */
+const settleAtOnce = (run: () => void): void => run();
+
 let policy: CompiledPolicy;
 beforeAll(async () => {
   policy = await loadFixturePolicy('accounting-policy');
@@ -19,13 +26,13 @@ beforeAll(async () => {
 const T0 = Date.parse('2026-06-15T08:00:00Z');
 const P1 = 'pseudo-one' as Pseudonym;
 
-function setup(now: () => number = () => T0) {
+function setup(now: () => number = () => T0, schedule: ((run: () => void) => void) | 'default' = settleAtOnce) {
   const ledger = new UsageLedger({ timeZone: policy.settings.timeZone, categoryKind: (c) => policy.categoryKinds[c] ?? 'other' });
   const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics: false, clock: now });
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
   const accessLog = createAccessLog({ mode: () => 'anonymous', logger });
-  const accounting = createAccounting({ policy: () => policy, ledger, metrics, accessLog, logger, clock: now });
+  const accounting = createAccounting({ policy: () => policy, ledger, metrics, accessLog, logger, clock: now, ...(schedule === 'default' ? {} : { schedule }) });
   return { ledger, metrics, accounting, lines };
 }
 
@@ -51,6 +58,77 @@ function tunnel(overrides: Partial<TunnelActivity> = {}): TunnelActivity {
     direction: 'client-to-origin', bytes: 500, ...overrides,
   };
 }
+
+describe('records wait for the end of the turn', () => {
+  const leisure = { kind: 'category', name: 'social-leisure' } as const;
+
+  it('accounts the requests of one turn together, once the turn ends (setImmediate by default)', async () => {
+    const { accounting, ledger, lines } = setup(() => T0, 'default');
+    for (let i = 0; i < 3; i += 1) accounting.requestDone(request({ bytesOut: i }));
+    expect(lines).toHaveLength(0);
+    expect(ledger.minutesUsedToday(P1, leisure)).toBe(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.map((line) => line.bytesOut)).toEqual([0, 1, 2]);
+    expect(ledger.minutesUsedToday(P1, leisure)).toBe(1);
+  });
+
+  it('schedules one batch per turn, not one per request', () => {
+    const runs: (() => void)[] = [];
+    const { accounting, lines } = setup(() => T0, (run) => void runs.push(run));
+    for (let i = 0; i < 5; i += 1) accounting.requestDone(request());
+    expect(runs).toHaveLength(1);
+    runs[0]?.();
+    expect(lines).toHaveLength(5);
+    accounting.requestDone(request());
+    expect(runs).toHaveLength(2);
+  });
+
+  it('lets quotas, tunnel activity, pages and settle() see the requests reported before them', () => {
+    const never = (): void => undefined;
+    const { accounting, ledger, lines } = setup(() => T0, never);
+    accounting.requestDone(request());
+    expect(accounting.usage(P1).minutesUsedToday(leisure)).toBe(1);
+    accounting.requestDone(request({ at: T0 + 60_000, durationMs: 0 }));
+    accounting.tunnelBytes(tunnel({ at: T0 + 120_000 }));
+    expect(ledger.minutesUsedToday(P1, leisure)).toBe(3);
+    accounting.requestDone(request({ at: T0 + 180_000, durationMs: 0 }));
+    accounting.pageEvent({ at: T0 + 180_000, pseudonym: P1, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'social-budget', page: 'coach', outcome: 'shown' });
+    expect(ledger.minutesUsedToday(P1, leisure)).toBe(4);
+    accounting.requestDone(request({ at: T0 + 240_000, durationMs: 0 }));
+    accounting.settle();
+    expect(ledger.minutesUsedToday(P1, leisure)).toBe(5);
+    expect(lines.filter((line) => line.msg === 'access')).toHaveLength(4);
+  });
+});
+
+describe('records still waiting when the process exits', () => {
+  it('are accounted and their access lines written, as leeway start writes them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leeway-settle-exit-'));
+    try {
+      const file = join(dir, 'access.log');
+      const src = (path: string): string => new URL(`../../src/${path}`, import.meta.url).pathname;
+      const script = `
+        import { openSync } from 'node:fs';
+        import { createUsageAccounting } from '${src('accounting/leeway-accounting.ts')}';
+        import { FdDestination } from '${src('log/fd-destination.ts')}';
+        import { loadFixturePolicy } from '${new URL('../helpers/policy.ts', import.meta.url).pathname}';
+        const policy = await loadFixturePolicy('accounting-policy');
+        const usage = createUsageAccounting({ defaultMetrics: false, accessLogDestination: new FdDestination(openSync(process.argv[1], 'w')) });
+        usage.attach({ policy, admin: { register: () => undefined } });
+        for (let i = 0; i < 300; i += 1) {
+          usage.accounting.requestDone({ at: Date.now(), kind: 'http', pseudonym: 'p', group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'social-budget', action: 'allow', status: 200, bytesIn: i, bytesOut: 0, durationMs: 1 });
+        }
+        // In the same turn: nothing has been accounted yet.
+        process.exit(0);
+      `;
+      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, file], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as { bytesIn: number });
+      expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('tunnel activity', () => {
   const cases: { name: string; reports: Partial<TunnelActivity>[]; minutes: number }[] = [
@@ -128,7 +206,7 @@ describe('requests', () => {
     const lines: Record<string, unknown>[] = [];
     const logger = createLogger({ destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) } });
     const accessLog = createAccessLog({ mode: () => 'anonymous', logger });
-    const accounting = createAccounting({ policy: () => live, ledger, metrics, accessLog, logger, clock: () => T0 });
+    const accounting = createAccounting({ policy: () => live, ledger, metrics, accessLog, logger, clock: () => T0, schedule: settleAtOnce });
     accounting.requestDone(request());
     accounting.requestDone(request());
     // The reloaded policy no longer names the site facebook.

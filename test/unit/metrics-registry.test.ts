@@ -9,6 +9,9 @@ import { LeewayMetrics } from '../../src/metrics/metrics.js';
 import type { CompiledPolicy } from '../../src/policy/index.js';
 import { loadFixturePolicy } from '../helpers/policy.js';
 
+/** Each record accounted as it is reported: these tests look at what one record does (the batching per turn is tested on its own). */
+const settleAtOnce = (run: () => void): void => run();
+
 let policy: CompiledPolicy;
 beforeAll(async () => {
   policy = await loadFixturePolicy('accounting-policy');
@@ -19,7 +22,7 @@ const T0 = Date.parse('2026-06-15T08:00:00Z');
 function setup(defaultMetrics = false) {
   const ledger = new UsageLedger({ timeZone: policy.settings.timeZone, categoryKind: (c) => policy.categoryKinds[c] ?? 'other' });
   const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics, clock: () => T0 });
-  const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => T0 });
+  const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => T0, schedule: settleAtOnce });
   return { ledger, metrics, accounting };
 }
 
@@ -162,7 +165,7 @@ describe('today gauges', () => {
     let now = T0;
     const ledger = new UsageLedger({ timeZone: policy.settings.timeZone });
     const metrics = new LeewayMetrics({ policy: () => policy, ledger, defaultMetrics: false, clock: () => now });
-    const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => now });
+    const accounting = createAccounting({ policy: () => policy, ledger, metrics, clock: () => now, schedule: settleAtOnce });
     accounting.requestDone({ at: T0, kind: 'http', pseudonym: 'p' as Pseudonym, group: 'sales', category: 'social-leisure', site: 'facebook', ruleId: 'r', action: 'allow', status: 200, bytesIn: 0, bytesOut: 0, durationMs: 0 });
     const people = async (): Promise<number> => (await samples(metrics)).filter((s) => s.name === 'leeway_people_active').reduce((sum, s) => sum + s.value, 0);
     const browsing = async (): Promise<Sample[]> => (await samples(metrics)).filter((s) => s.name === 'leeway_people_browsing');
