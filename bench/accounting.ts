@@ -539,7 +539,7 @@ async function measure(dir: string, originPort: number): Promise<void> {
       return { share, micros: share * cpu(timed.rounds) };
     };
     const place = { anonymous: inPlace(timedAnonymous), aggregate: inPlace(timedAggregate) };
-    console.log(`in place: every call into accounting and every access-log flush timed, in proxies loaded one at a time, ${ROUNDS} rotations of ${ROUND_SECONDS} s; the timer's own share of the busy event loop, around an empty accounting: ${(floor * 100).toFixed(2)}% (subtracted)`);
+    console.log(`in place: every call into accounting, each turn's batch of records and every access-log flush timed, in proxies loaded one at a time, ${ROUNDS} rotations of ${ROUND_SECONDS} s; the timer's own share of the busy event loop, around an empty accounting: ${(floor * 100).toFixed(2)}% (subtracted)`);
     for (const [name, figure] of [['anonymous log', place.anonymous], ['aggregate-only', place.aggregate]] as const) {
       console.log(`  ${name.padEnd(15)} ${(figure.share * 100).toFixed(2)}% of the busy event loop inside accounting ≈ ${figure.micros.toFixed(2)} µs of the proxy's CPU per request`);
     }
