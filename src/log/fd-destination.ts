@@ -91,7 +91,7 @@ export class FdDestination implements BufferDestination {
     this.#writer = options.writer ?? fs;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.#onError = options.onError ?? (() => undefined);
-    this.#file = this.#writer.fstatSync(fd).isFile();
+    this.#file = isRegularFile(this.#writer, fd);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
       process.once('exit', () => {
@@ -230,5 +230,14 @@ export class FdDestination implements BufferDestination {
         return;
       }
     }
+  }
+}
+
+/** Whether `fd` is a regular file; a descriptor that cannot be examined (closed) is treated as not one, and its writes report the error. */
+function isRegularFile(writer: FdWriter, fd: number): boolean {
+  try {
+    return writer.fstatSync(fd).isFile();
+  } catch {
+    return false;
   }
 }

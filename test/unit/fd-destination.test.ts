@@ -144,6 +144,16 @@ describe('FdDestination', () => {
     expect(Buffer.concat(out).toString()).toBe('second\nthird\n');
   });
 
+  it('reports, without throwing, writes to a descriptor that is not open', async () => {
+    const errors: Error[] = [];
+    // Far above anything this process opens (a closed one could be reused by the time it is written).
+    const destination = new FdDestination(65_000, { onError: (error) => errors.push(error) });
+    expect(destination.write('lost\n')).toBe(true);
+    await until(() => errors.length > 0, 'the error');
+    expect((errors[0] as NodeJS.ErrnoException).code).toBe('EBADF');
+    expect(destination.droppedBytes).toBe(5);
+  });
+
   it('refuses something that is not a file descriptor', () => {
     expect(() => new FdDestination(-1)).toThrow(/not a file descriptor/);
     expect(() => new FdDestination(1.5)).toThrow(/not a file descriptor/);
