@@ -103,7 +103,7 @@ export class FdDestination implements BufferDestination {
     }
   }
 
-  /** Bytes of whole batches dropped because the reader fell behind. */
+  /** Bytes dropped: batches beyond `maxQueuedBytes`, and what failed writes left unwritten. */
   get droppedBytes(): number {
     return this.#dropped;
   }
@@ -181,7 +181,11 @@ export class FdDestination implements BufferDestination {
     }
     if (error !== null) {
       if (error.code === 'EAGAIN') {
-        setTimeout(() => this.#next(), EAGAIN_RETRY_MS).unref();
+        // Nothing was written and nothing is out: flushSync() at exit would write this chunk.
+        this.#writing = false;
+        setTimeout(() => {
+          if (!this.#writing) this.#next();
+        }, EAGAIN_RETRY_MS).unref();
         return;
       }
       if (!this.#failing) {

@@ -154,6 +154,17 @@ describe('FdDestination', () => {
     expect(destination.droppedBytes).toBe(5);
   });
 
+  it('at exit writes a batch that is waiting to retry after EAGAIN, since nothing of it is out', () => {
+    const { writer, out } = scriptedWriter(() => errno('EAGAIN'));
+    const destination = new FdDestination(99, { writer });
+    destination.write('retrying\n');
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      destination.sync = true;
+      destination.flushSync();
+      expect(Buffer.concat(out).toString()).toBe('retrying\n');
+    });
+  });
+
   it('refuses something that is not a file descriptor', () => {
     expect(() => new FdDestination(-1)).toThrow(/not a file descriptor/);
     expect(() => new FdDestination(1.5)).toThrow(/not a file descriptor/);
