@@ -410,6 +410,22 @@ interface Spec {
   readonly policies: string;
 }
 
+/** Median and interquartile range of paired ratios. */
+function summarize(ratios: number[]): Paired {
+  return { median: median(ratios), q1: percentile(ratios, 25), q3: percentile(ratios, 75) };
+}
+
+/** Fresh proxy processes for `specs` (the first is the base of every pair), paired() over them, then stopped. */
+async function freshPairs(dir: string, originPort: number, specs: readonly Spec[], windows: number): Promise<{ run: PairRun; proxies: readonly ProxyProcess[] }> {
+  const proxies: ProxyProcess[] = [];
+  try {
+    for (const spec of specs) proxies.push(await startProxyProcess(spec.name, spec.kind, join(dir, spec.policies)));
+    return { run: await paired(proxies, originPort, windows), proxies };
+  } finally {
+    for (const proxy of proxies) proxy.child.disconnect();
+  }
+}
+
 /**
  * The issue's own comparison, accounting on and off in the same run, with nothing else: "off"
  * and one other proxy, fresh processes, loaded together window after window without a pause
@@ -421,22 +437,15 @@ async function steady(dir: string, originPort: number, off: Spec, other: Spec, w
   const rps: number[] = [];
   let spinMicros = 0;
   for (const offFirst of [true, false]) {
-    const proxies: ProxyProcess[] = [];
-    try {
-      for (const spec of offFirst ? [off, other] : [other, off]) proxies.push(await startProxyProcess(spec.name, spec.kind, join(dir, spec.policies)));
-      const run = await paired(proxies, originPort, windowsPerOrder);
-      for (const [first, second] of run.windows[0] ?? []) {
-        const [base, measured] = offFirst ? [first, second] : [second, first];
-        cpu.push(measured.cpu / base.cpu);
-        rps.push(measured.rps / base.rps);
-      }
-      spinMicros = Math.max(spinMicros, ...proxies.map((p) => p.spinMicros));
-    } finally {
-      for (const proxy of proxies) proxy.child.disconnect();
+    const { run, proxies } = await freshPairs(dir, originPort, offFirst ? [off, other] : [other, off], windowsPerOrder);
+    for (const [first, second] of run.windows[0] ?? []) {
+      const [base, measured] = offFirst ? [first, second] : [second, first];
+      cpu.push(measured.cpu / base.cpu);
+      rps.push(measured.rps / base.rps);
     }
+    spinMicros = Math.max(spinMicros, ...proxies.map((p) => p.spinMicros));
   }
-  const summary = (ratios: number[]): Paired => ({ median: median(ratios), q1: percentile(ratios, 25), q3: percentile(ratios, 75) });
-  return { cpu: summary(cpu), rps: summary(rps), spinMicros };
+  return { cpu: summarize(cpu), rps: summarize(rps), spinMicros };
 }
 
 async function measure(dir: string, originPort: number): Promise<void> {
@@ -463,25 +472,16 @@ async function measure(dir: string, originPort: number): Promise<void> {
   // better than everything else, the calibration's known cost included (1.2-2.2x its size).
   const others = [control, ...partners];
   for (const order of [others, [...others].reverse()]) {
-    const proxies: ProxyProcess[] = [];
-    try {
-      for (const spec of [off, ...order]) proxies.push(await startProxyProcess(spec.name, spec.kind, join(dir, spec.policies)));
-      const half = await paired(proxies, origin.port, Math.ceil(E2E_ROUNDS / 2));
-      coreUse.push(half.coreUse);
-      for (const proxy of proxies) if (proxy.spinMicros > 0) proxiesSpin.push(proxy.spinMicros);
-      half.windows.forEach((list, i) => {
-        byName.get((proxies[i + 1] as ProxyProcess).name)?.push(...list);
-        offWindows.push(...list.map(([first]) => first));
-      });
-    } finally {
-      for (const proxy of proxies) proxy.child.disconnect();
-    }
+    const { run: half, proxies } = await freshPairs(dir, origin.port, [off, ...order], Math.ceil(E2E_ROUNDS / 2));
+    coreUse.push(half.coreUse);
+    for (const proxy of proxies) if (proxy.spinMicros > 0) proxiesSpin.push(proxy.spinMicros);
+    half.windows.forEach((list, i) => {
+      byName.get((proxies[i + 1] as ProxyProcess).name)?.push(...list);
+      offWindows.push(...list.map(([first]) => first));
+    });
   }
   const windowsOf = (name: string): PairWindow[] => byName.get(name) ?? [];
-  const ratio = (name: string, pick: (r: { cpu: number; rps: number }) => number): Paired => {
-    const ratios = windowsOf(name).map(([first, other]) => pick(other) / pick(first));
-    return { median: median(ratios), q1: percentile(ratios, 25), q3: percentile(ratios, 75) };
-  };
+  const ratio = (name: string, pick: (r: { cpu: number; rps: number }) => number): Paired => summarize(windowsOf(name).map(([first, other]) => pick(other) / pick(first)));
   console.log(`end to end: 1 KiB GET, each proxy (${fromDist ? 'dist/' : 'src/ through tsx'}, in its own process${existsSync('/usr/bin/taskset') ? ' on core 1' : ''}) loaded at the same time as "accounting off", by one lean load generator${existsSync('/usr/bin/taskset') ? ' on core 0' : ''}, ${CONNECTIONS} connections each; ${E2E_ROUNDS} windows of ${ROUND_SECONDS} s per pair in two halves (fresh processes, partners in opposite orders), pairs taking turns; the two proxies used ${median(coreUse).toFixed(2)} of a core together (1.00: saturated, so requests/s is forwarding throughput); medians, ratios paired within a window:`);
   for (const name of names) {
     const own = name === off.name ? offWindows : windowsOf(name).map(([, other]) => other);

@@ -10,9 +10,9 @@
  * To a regular file, a batch is written at once, synchronously: the page cache takes it in a few
  * microseconds and no reader can hold it back. To anything else (a pipe to a log collector, a
  * socket, a terminal) writes are asynchronous, in order, one at a time; a partial write
- * continues where it stopped; EAGAIN (a full non-blocking pipe) is retried shortly after. A reader that stops reading cannot
- * make the proxy grow without bound: past `maxQueuedBytes` whole batches are dropped, and
- * counted, until the queue drains. At exit, what is queued is written synchronously; a write
+ * continues where it stopped; EAGAIN (a full non-blocking pipe) is retried shortly after. A
+ * reader that stops reading cannot make the proxy grow without bound: past `maxQueuedBytes`
+ * whole batches are dropped, and counted, until the queue drains. At exit, what is queued is written synchronously; a write
  * already out in the thread pool finishes there (as with pino's destination, it may then land
  * after the lines written at exit).
  */
@@ -173,12 +173,8 @@ export class FdDestination implements BufferDestination {
   }
 
   readonly #written = (error: NodeJS.ErrnoException | null, written: number): void => {
-    const chunk = this.#queue[0];
-    if (chunk === undefined) {
-      // flushSync() took the queue at exit while this write was out.
-      this.#writing = false;
-      return;
-    }
+    // The write out is always the queue's head: flushSync() leaves it in place.
+    const chunk = this.#queue[0] as Chunk;
     if (error !== null) {
       if (error.code === 'EAGAIN') {
         // Nothing was written and nothing is out: flushSync() at exit would write this chunk.
