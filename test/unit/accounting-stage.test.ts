@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createAccounting } from '../../src/accounting/accounting.js';
+import { SETTLE_DELAY_MS, createAccounting } from '../../src/accounting/accounting.js';
 import { UsageLedger } from '../../src/accounting/usage-ledger.js';
 import type { Pseudonym } from '../../src/identity/pseudonym.js';
 import { createAccessLog } from '../../src/log/access-log.js';
@@ -14,7 +14,7 @@ import type { CompiledPolicy } from '../../src/policy/index.js';
 import type { RequestRecord, TunnelActivity } from '../../src/proxy/account.js';
 import { loadFixturePolicy } from '../helpers/policy.js';
 
-/** Each record accounted as it is reported: these tests look at what one record does (the batching per turn is tested on its own). */
+/** Each record accounted as it is reported: these tests look at what one record does (the batching is tested on its own). */
 const settleAtOnce = (run: () => void): void => run();
 
 let policy: CompiledPolicy;
@@ -59,28 +59,45 @@ function tunnel(overrides: Partial<TunnelActivity> = {}): TunnelActivity {
   };
 }
 
-describe('records wait for the end of the turn', () => {
+describe('records wait to be accounted together', () => {
   const leisure = { kind: 'category', name: 'social-leisure' } as const;
 
-  it('accounts the requests of one turn together, once the turn ends (setImmediate by default)', async () => {
+  it('accounts the requests reported within SETTLE_DELAY_MS together, once it has passed (the default)', async () => {
     const { accounting, ledger, lines } = setup(() => T0, 'default');
     for (let i = 0; i < 3; i += 1) accounting.requestDone(request({ bytesOut: i }));
+    // Not at the end of the turn: the batch gathers a few milliseconds' records.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(lines).toHaveLength(0);
     expect(ledger.minutesUsedToday(P1, leisure)).toBe(0);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(lines.map((line) => line.bytesOut)).toEqual([0, 1, 2]);
+    accounting.requestDone(request({ bytesOut: 3 }));
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_DELAY_MS + 20));
+    expect(lines.map((line) => line.bytesOut)).toEqual([0, 1, 2, 3]);
     expect(ledger.minutesUsedToday(P1, leisure)).toBe(1);
   });
 
-  it('schedules one batch per turn, not one per request', () => {
+  it('schedules one batch at a time, not one per request, even when readers settle in between', () => {
     const runs: (() => void)[] = [];
     const { accounting, lines } = setup(() => T0, (run) => void runs.push(run));
     for (let i = 0; i < 5; i += 1) accounting.requestDone(request());
     expect(runs).toHaveLength(1);
-    runs[0]?.();
+    // A quota rule asks for usage on every request: that settles, and must not schedule again.
+    accounting.usage(P1);
     expect(lines).toHaveLength(5);
     accounting.requestDone(request());
+    expect(runs).toHaveLength(1);
+    runs[0]?.();
+    expect(lines).toHaveLength(6);
+    accounting.requestDone(request());
     expect(runs).toHaveLength(2);
+  });
+
+  it('accounts at once when records pile up beyond a bound, whatever the schedule', () => {
+    const never = (): void => undefined;
+    const { accounting, lines } = setup(() => T0, never);
+    for (let i = 0; i < 4_095; i += 1) accounting.requestDone(request());
+    expect(lines).toHaveLength(0);
+    accounting.requestDone(request());
+    expect(lines).toHaveLength(4_096);
   });
 
   it('lets quotas, tunnel activity, pages and settle() see the requests reported before them', () => {
