@@ -16,10 +16,11 @@
  *    others do between turns, so each is also compared with the control, rested alike; the
  *    calibration shows how a cost of known size reads.
  * 1b. Steady pairs, the issue's comparison as it stands: "off" and the anonymous log alone
- *    together, loaded without pauses (neither rests), then the same with fresh processes in the
- *    other order; and the calibration measured the same way.
- * 2. In place, in this process: proxies with every call into accounting, the batch of each
- *    turn's records, and the access log's timed flush (lines short of a 256-line batch are
+ *    together, loaded without pauses (neither rests), over several pairs of fresh processes in
+ *    alternating orders; "off" against a second "off" (the noise floor) and the calibration
+ *    measured the same way.
+ * 2. In place, in this process: proxies with every call into accounting, each batch of
+ *    records (SETTLE_DELAY_MS apart), and the access log's timed flush (lines short of a 256-line batch are
  *    encoded then), timed as a share of the time the event loop was busy, and an empty
  *    Accounting timed the same way, whose share (the timer's own) is subtracted.
  * 3. The account stage alone: requestDone() per second, 10,000 people over 3 sites.
@@ -27,7 +28,9 @@
  * (and in place), and prints the rotation's figures against the control beside it.
  *
  * The shipped code (dist/) runs when it is up to date (npm run bench builds first), else the
- * sources through tsx. BENCH_E2E_ROUNDS (end-to-end windows per pair over both halves or orders, default 16), BENCH_ROUNDS
+ * sources through tsx. BENCH_E2E_ROUNDS (rotation windows per pair over both halves, default 16),
+ * BENCH_STEADY_PAIRS and BENCH_STEADY_WINDOWS (steady pairs of processes per comparison, default 6,
+ * and windows per pair, default 4), BENCH_ROUNDS
  * (in-place rotations, default 6), BENCH_SECONDS (per window or round, default 1.5). Loopback only; every loop is bounded in count and time.
  */
 import { spawn } from 'node:child_process';
@@ -38,6 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type * as AccountingModule from '../src/accounting/accounting.js';
 import type * as LeewayAccountingModule from '../src/accounting/leeway-accounting.js';
 import type { Pseudonym } from '../src/identity/pseudonym.js';
 import type * as LoggerModule from '../src/log/logger.js';
@@ -55,6 +59,9 @@ const ROUNDS = Math.max(3, Number(process.env.BENCH_ROUNDS ?? 6));
 /** End-to-end rounds: all proxies at once, so each round is one load period. */
 const E2E_ROUNDS = Math.max(3, Number(process.env.BENCH_E2E_ROUNDS ?? 16));
 const ROUND_SECONDS = Math.max(1, Number(process.env.BENCH_SECONDS ?? 1.5));
+/** Steady pairs: pairs of fresh processes per comparison, and windows per pair. */
+const STEADY_PAIRS = Math.max(2, Number(process.env.BENCH_STEADY_PAIRS ?? 6));
+const STEADY_WINDOWS = Math.max(2, Number(process.env.BENCH_STEADY_WINDOWS ?? 4));
 const CONNECTIONS = 50;
 /** The calibration row's busy wait per request, µs. */
 const KNOWN_COST_MICROS = 3;
@@ -72,6 +79,7 @@ const { createUsageAccounting } = await load<typeof LeewayAccountingModule>('acc
 const { createLogger } = await load<typeof LoggerModule>('log/logger');
 const { createLeeway } = await load<typeof LeewayModule>('proxy/leeway');
 const { LineBatch } = await load<typeof AccessLogModule>('log/access-log');
+const { SETTLE_DELAY_MS } = await load<typeof AccountingModule>('accounting/accounting');
 const { FdDestination } = await load<typeof FdDestinationModule>('log/fd-destination');
 /** Access lines to /dev/null as `leeway start` writes them to stdout: FdDestination (asynchronous, since /dev/null is not a regular file). */
 const nullDestination = (): InstanceType<typeof FdDestination> => new FdDestination(openSync('/dev/null', 'w'));
@@ -428,24 +436,31 @@ async function freshPairs(dir: string, originPort: number, specs: readonly Spec[
 
 /**
  * The issue's own comparison, accounting on and off in the same run, with nothing else: "off"
- * and one other proxy, fresh processes, loaded together window after window without a pause
- * (no turns, so neither ever rests), then again with fresh processes in the other order, since
- * a proxy's place moves its figure. Ratios are the other's over "off"'s, paired per window.
+ * and one other proxy, loaded together window after window without a pause (no turns, so
+ * neither ever rests), by STEADY_PAIRS pairs of fresh processes in alternating orders, since a
+ * proxy's place moves its figure and fresh processes of the same code differ by up to 3 µs per
+ * request: the more pairs, the less one of them weighs. Ratios are the other's over "off"'s,
+ * paired per window and pooled; `pairMedians` are each pair's own median.
  */
-async function steady(dir: string, originPort: number, off: Spec, other: Spec, windowsPerOrder: number): Promise<{ cpu: Paired; rps: Paired; spinMicros: number }> {
+async function steady(dir: string, originPort: number, off: Spec, other: Spec): Promise<{ cpu: Paired; rps: Paired; pairMedians: number[]; spinMicros: number }> {
   const cpu: number[] = [];
   const rps: number[] = [];
+  const pairMedians: number[] = [];
   let spinMicros = 0;
-  for (const offFirst of [true, false]) {
-    const { run, proxies } = await freshPairs(dir, originPort, offFirst ? [off, other] : [other, off], windowsPerOrder);
+  for (let pair = 0; pair < STEADY_PAIRS; pair += 1) {
+    const offFirst = pair % 2 === 0;
+    const { run, proxies } = await freshPairs(dir, originPort, offFirst ? [off, other] : [other, off], STEADY_WINDOWS);
+    const own: number[] = [];
     for (const [first, second] of run.windows[0] ?? []) {
       const [base, measured] = offFirst ? [first, second] : [second, first];
       cpu.push(measured.cpu / base.cpu);
       rps.push(measured.rps / base.rps);
+      own.push(measured.rps / base.rps);
     }
+    pairMedians.push(median(own));
     spinMicros = Math.max(spinMicros, ...proxies.map((p) => p.spinMicros));
   }
-  return { cpu: summarize(cpu), rps: summarize(rps), spinMicros };
+  return { cpu: summarize(cpu), rps: summarize(rps), pairMedians, spinMicros };
 }
 
 async function measure(dir: string, originPort: number): Promise<void> {
@@ -499,13 +514,15 @@ async function measure(dir: string, originPort: number): Promise<void> {
   console.log(`  calibration: the known ${KNOWN_COST_MICROS} µs (${spinMicros.toFixed(2)} µs as measured in its process) is ${(knownShare * 100).toFixed(1)}% of "off"'s CPU per request and reads as ${(knownRead * 100).toFixed(1)}% above the control (between runs this reading swings from about half to twice the true size)`);
   // 1b. The issue's comparison as it stands, on and off alone together, with the calibration
   //     measured the same way: how this reads a cost of known size.
-  const steadyWindows = Math.max(3, Math.ceil(E2E_ROUNDS / 2));
-  const steadyAnonymous = await steady(dir, origin.port, off, partners[0], steadyWindows);
-  const steadyKnown = await steady(dir, origin.port, off, partners[2], steadyWindows);
-  console.log(`steady pairs: "off" and one other loaded together without pauses (neither rests), ${steadyWindows} windows of ${ROUND_SECONDS} s in each order, fresh processes per order; ratios to "off", paired per window:`);
-  console.log(`  on, anonymous log       CPU/request ${range(steadyAnonymous.cpu)}, throughput ${range(steadyAnonymous.rps)}`);
+  const steadyAnonymous = await steady(dir, origin.port, off, partners[0]);
+  const steadyControl = await steady(dir, origin.port, off, control);
+  const steadyKnown = await steady(dir, origin.port, off, partners[2]);
+  const pairs = (p: { pairMedians: number[] }): string => `; pair by pair ${p.pairMedians.map((m) => m.toFixed(3)).join(' ')}`;
+  console.log(`steady pairs: "off" and one other loaded together without pauses (neither rests), ${STEADY_PAIRS} pairs of fresh processes in alternating orders, ${STEADY_WINDOWS} windows of ${ROUND_SECONDS} s each; ratios to "off", paired per window:`);
+  console.log(`  on, anonymous log       CPU/request ${range(steadyAnonymous.cpu)}, throughput ${range(steadyAnonymous.rps)}${pairs(steadyAnonymous)}`);
+  console.log(`  off again (control)     CPU/request ${range(steadyControl.cpu)}, throughput ${range(steadyControl.rps)}${pairs(steadyControl)}`);
   const knownTrue = (steadyKnown.spinMicros > 0 ? steadyKnown.spinMicros : KNOWN_COST_MICROS) / offCpu;
-  console.log(`  known ${KNOWN_COST_MICROS} µs/request     CPU/request ${range(steadyKnown.cpu)}, throughput ${range(steadyKnown.rps)}; its true share of "off"'s CPU per request: ${(knownTrue * 100).toFixed(1)}%`);
+  console.log(`  known ${KNOWN_COST_MICROS} µs/request     CPU/request ${range(steadyKnown.cpu)}, throughput ${range(steadyKnown.rps)}${pairs(steadyKnown)}; its true share of "off"'s CPU per request: ${(knownTrue * 100).toFixed(1)}%`);
 
   const anonymous = partners[0].name;
   const verdictInputs = { cpu: ratio(anonymous, (r) => r.cpu), rps: ratio(anonymous, (r) => r.rps), noiseCpu: ratio(control.name, (r) => r.cpu), noiseRps: ratio(control.name, (r) => r.rps) };
@@ -519,16 +536,17 @@ async function measure(dir: string, originPort: number): Promise<void> {
     const add = async (name: string, policies: string, accounting: 'on' | 'empty'): Promise<Variant> => {
       // As `leeway start` runs it: access lines on their own asynchronous destination.
       const timing = { ns: 0n };
-      // The records of a turn are accounted together once the turn ends: that batch is timed too.
+      // Records are accounted together SETTLE_DELAY_MS after the first (the default schedule):
+      // that batch is timed too.
       const schedule = (settle: () => void): void => {
-        setImmediate(() => {
+        setTimeout(() => {
           const start = process.hrtime.bigint();
           try {
             settle();
           } finally {
             timing.ns += process.hrtime.bigint() - start;
           }
-        });
+        }, SETTLE_DELAY_MS).unref();
       };
       const usage = createUsageAccounting({ logger: quiet, accessLogDestination: nullDestination(), schedule });
       // The pipeline's own cost of reporting (records built, usage asked) with nothing behind it.
@@ -587,7 +605,7 @@ async function measure(dir: string, originPort: number): Promise<void> {
       return { share, micros: share * cpu(timed.rounds) };
     };
     const place = { anonymous: inPlace(timedAnonymous), aggregate: inPlace(timedAggregate) };
-    console.log(`in place: every call into accounting, each turn's batch of records and every access-log flush timed, in proxies loaded one at a time, ${ROUNDS} rotations of ${ROUND_SECONDS} s; the timer's own share of the busy event loop, around an empty accounting: ${(floor * 100).toFixed(2)}% (subtracted)`);
+    console.log(`in place: every call into accounting, each batch of records and every access-log flush timed, in proxies loaded one at a time, ${ROUNDS} rotations of ${ROUND_SECONDS} s; the timer's own share of the busy event loop, around an empty accounting: ${(floor * 100).toFixed(2)}% (subtracted)`);
     for (const [name, figure] of [['anonymous log', place.anonymous], ['aggregate-only', place.aggregate]] as const) {
       console.log(`  ${name.padEnd(15)} ${(figure.share * 100).toFixed(2)}% of the busy event loop inside accounting ≈ ${figure.micros.toFixed(2)} µs of the proxy's CPU per request`);
     }
