@@ -52,17 +52,29 @@ export function pickAccessFields(entry: AccessEntry, fields: readonly AccessFiel
 }
 
 /** Longest an access line waits in memory before it is written. */
-export const ACCESS_LOG_MAX_DELAY_MS = 100;
-const ACCESS_LOG_MAX_BYTES = 64 * 1024;
+export const ACCESS_LOG_MAX_DELAY_MS = 1_000;
+/** A batch is written once it holds this much (about 5,500 anonymous lines). */
+export const ACCESS_LOG_MAX_BYTES = 1024 * 1024;
+
+export interface LineBatchOptions {
+  /** Default ACCESS_LOG_MAX_BYTES. */
+  readonly maxBytes?: number;
+  /** Default ACCESS_LOG_MAX_DELAY_MS. */
+  readonly maxDelayMs?: number;
+}
 
 const pendingBatches = new Set<() => void>();
 let exitHookInstalled = false;
 let exiting = false;
 
 /**
- * Lines gathered for up to ACCESS_LOG_MAX_DELAY_MS (or 64 KiB) and written in one call: a
- * write per line cost more than the rest of the account stage (each is a trip through libuv's
- * thread pool), while a tenth of a second's delay is invisible in an access log. Pending lines
+ * Lines gathered for up to ACCESS_LOG_MAX_DELAY_MS (or ACCESS_LOG_MAX_BYTES) and written in one
+ * call: a write per line cost more than the rest of the account stage (each is a trip through
+ * libuv's thread pool), while a second's delay is invisible in an access log. Fewer, larger
+ * writes also mean fewer hand-offs to the thread pool's writer, each a chance for a saturated
+ * core to switch away from the proxy: with 64 KiB or 100 ms batches (12-20 writes a second at
+ * 4,000 requests a second) the anonymous log read −3.5% to −5.9% of throughput in five steady
+ * pairs runs (mean −4.8%), with 1 MiB or 1 s −1.7% to −4.6% in four (mean −3.4%). Pending lines
  * are written, and the destination flushed, when the process exits.
  *
  * A request line is only noted per request (its labels, kind and five numbers, in arrays reused
@@ -73,8 +85,10 @@ let exiting = false;
  */
 export class LineBatch implements DestinationStream {
   readonly #destination: DestinationStream;
+  readonly #maxBytes: number;
+  readonly #maxDelayMs: number;
   /** Replaced at each write when the destination takes buffers (FdDestination): it keeps the one written. */
-  #buffer: Buffer = Buffer.allocUnsafe(ACCESS_LOG_MAX_BYTES);
+  #buffer: Buffer;
   #length = 0;
   #timer: NodeJS.Timeout | undefined;
   readonly #flush = (): void => this.flush();
@@ -86,8 +100,11 @@ export class LineBatch implements DestinationStream {
   readonly #kinds: string[] = [];
   readonly #pseudonyms: (string | undefined)[] = [];
 
-  constructor(destination: DestinationStream) {
+  constructor(destination: DestinationStream, options: LineBatchOptions = {}) {
     this.#destination = destination;
+    this.#maxBytes = options.maxBytes ?? ACCESS_LOG_MAX_BYTES;
+    this.#maxDelayMs = options.maxDelayMs ?? ACCESS_LOG_MAX_DELAY_MS;
+    this.#buffer = Buffer.allocUnsafe(this.#maxBytes);
     if (!exitHookInstalled) {
       exitHookInstalled = true;
       process.once('exit', () => {
@@ -108,7 +125,7 @@ export class LineBatch implements DestinationStream {
       }
     }
     this.#length += this.#buffer.write(line, this.#length, 'utf8');
-    if (this.#length >= ACCESS_LOG_MAX_BYTES) this.#writeChunk();
+    if (this.#length >= this.#maxBytes) this.#writeChunk();
     else this.#armTimer();
   }
 
@@ -195,7 +212,7 @@ export class LineBatch implements DestinationStream {
       }
       this.#length = at;
     }
-    if (this.#length >= ACCESS_LOG_MAX_BYTES) this.#writeChunk();
+    if (this.#length >= this.#maxBytes) this.#writeChunk();
   }
 
   #writeChunk(): void {
@@ -226,7 +243,7 @@ export class LineBatch implements DestinationStream {
 
   #armTimer(): void {
     if (this.#timer === undefined) {
-      this.#timer = setTimeout(this.#flush, ACCESS_LOG_MAX_DELAY_MS);
+      this.#timer = setTimeout(this.#flush, this.#maxDelayMs);
       this.#timer.unref();
       pendingBatches.add(this.#flush);
     }
@@ -244,8 +261,8 @@ const MAX_NOTED = 256;
 /** Per noted line: time (epoch ms), status, bytesIn, bytesOut, durationMs. */
 const NOTED_FIELDS = 5;
 
-export function batched(destination: DestinationStream): LineBatch {
-  return new LineBatch(destination);
+export function batched(destination: DestinationStream, options?: LineBatchOptions): LineBatch {
+  return new LineBatch(destination, options);
 }
 
 const BYTES_IN = Buffer.from(',"bytesIn":');

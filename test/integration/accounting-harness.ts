@@ -203,7 +203,7 @@ export async function startHarness(mode: AccessLogMode): Promise<Harness> {
       return send(user, 'POST', url, form);
     },
     scrape(path = '/metrics') {
-      // Access lines wait up to 100 ms in a batch: write them before anyone reads the log.
+      // Access lines wait up to ACCESS_LOG_MAX_DELAY_MS in a batch: write them before anyone reads the log.
       usage.flush();
       return new Promise((resolve, reject) => {
         http.get({ host: '127.0.0.1', port: adminPort, path, agent: false }, (res) => {

@@ -112,7 +112,7 @@ describe('leeway start', () => {
     const { leeway, agent, originPort } = await setup();
     const count = 40;
     for (let i = 0; i < count; i += 1) expect(await statusThrough(agent, `http://origin.test:${originPort}/page-${i}`)).toBe(200);
-    // At once: the last lines are still held in their batch (written within 100 ms otherwise).
+    // At once: the last lines are still held in their batch (written within ACCESS_LOG_MAX_DELAY_MS otherwise).
     leeway.kill('SIGTERM');
     expect(await leeway.exited).toBe(0);
     const access = leeway.lines.filter((line) => line.log === 'access');

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ACCESS_LOG_MAX_DELAY_MS, accessLabels, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
+import { ACCESS_LOG_MAX_BYTES, ACCESS_LOG_MAX_DELAY_MS, accessLabels, batched, createAccessLog, fieldsFor, formatAccessLine, pickAccessFields } from '../../src/log/access-log.js';
 import type { AccessEntry } from '../../src/log/access-log.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { AccessLogMode } from '../../src/policy/types.js';
@@ -131,13 +131,16 @@ describe('access log on its own destination', () => {
     const writes: string[] = [];
     const log = createAccessLog({ mode: () => 'pseudonymous', logger: createLogger({ destination: { write: () => undefined } }), destination: { write: (chunk: string) => void writes.push(chunk) } });
     const labels = accessLabels('social-leisure', 'facebook', 'allow');
-    for (let i = 0; i < 2000; i += 1) log.writeRequest(labels, 200, i, i * 7, i % 13, i % 2 === 0 ? 'http' : 'https', `P${i}`);
+    // About 230 bytes a line: three batches of ACCESS_LOG_MAX_BYTES and a partial one.
+    const count = Math.ceil((3.5 * ACCESS_LOG_MAX_BYTES) / 230);
+    for (let i = 0; i < count; i += 1) log.writeRequest(labels, 200, i, i * 7, i % 13, i % 2 === 0 ? 'http' : 'https', `P${i}`);
     log.flush();
     expect(writes.length).toBeGreaterThan(2);
     for (const chunk of writes) expect(chunk.endsWith('\n')).toBe(true);
     const lines = writes.join('').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
-    expect(lines[1999]).toMatchObject({ bytesOut: 1999 * 7, durationMs: 1999 % 13, kind: 'https', pseudonym: 'P1999' });
+    expect(lines.map((line) => line.bytesIn)).toEqual(Array.from({ length: count }, (_, i) => i));
+    const last = count - 1;
+    expect(lines[last]).toMatchObject({ bytesOut: last * 7, durationMs: last % 13, kind: last % 2 === 0 ? 'http' : 'https', pseudonym: `P${last}` });
   });
 
   it('keeps request lines and other lines in the order written', () => {
@@ -174,9 +177,19 @@ describe('access log on its own destination', () => {
     expect(lines[0]).toBe(expected.replace(/"time":"[^"]*"/, `"time":"${times[0]}"`).trimEnd());
   });
 
-  it('batches until 64 KiB or an explicit flush', () => {
+  it('writes a batch of the default size, ACCESS_LOG_MAX_BYTES, once full', () => {
     const writes: string[] = [];
     const batch = batched({ write: (chunk: string) => void writes.push(chunk) });
+    const line = `${'x'.repeat(1023)}\n`;
+    for (let i = 0; i < ACCESS_LOG_MAX_BYTES / 1024 - 1; i += 1) batch.write(line);
+    expect(writes).toHaveLength(0);
+    batch.write(line);
+    expect(writes.map((chunk) => chunk.length)).toEqual([ACCESS_LOG_MAX_BYTES]);
+  });
+
+  it('batches until its size (64 KiB here) or an explicit flush', () => {
+    const writes: string[] = [];
+    const batch = batched({ write: (chunk: string) => void writes.push(chunk) }, { maxBytes: 64 * 1024 });
     const line = `${'x'.repeat(1023)}\n`;
     for (let i = 0; i < 63; i += 1) batch.write(line);
     expect(writes).toHaveLength(0);
@@ -193,8 +206,8 @@ describe('access log on its own destination', () => {
 
 describe('access log at process exit', () => {
   // As `leeway start` writes them (FdDestination on stdout), and on pino's asynchronous
-  // destination (SonicBoom), which embedders may pass: 1,000 lines, several batches of 64 KiB
-  // and a partial one at exit.
+  // destination (SonicBoom), which embedders may pass: 1,000 lines, several batches (of 64 KiB
+  // here) and a partial one at exit.
   // With pino's destination a batch already out in the thread pool when the process exits may
   // land after the lines written at exit (SonicBoom's flushSync leaves it alone): every line
   // is there, in order within each batch. FdDestination writes a regular file synchronously.
@@ -219,7 +232,7 @@ describe('access log at process exit', () => {
           import { accessLabels, batched } from '${source}';
           ${setup}
           ready(() => {
-            const batch = batched(destination);
+            const batch = batched(destination, { maxBytes: 64 * 1024 });
             const labels = accessLabels('social-leisure', 'facebook', 'allow');
             for (let i = 0; i < 1000; i += 1) batch.writeRequest(labels, 200, i, 0, 0, 'http', undefined);
             process.exit(0);

@@ -176,11 +176,12 @@ describe('LineBatch on a destination that takes buffers', () => {
     const { file, fd, done } = tempFile();
     try {
       const strings: string[] = [];
-      const byString = batched({ write: (chunk: string) => void strings.push(chunk) });
-      const byBuffer = batched(new FdDestination(fd));
+      const small = { maxBytes: 64 * 1024 };
+      const byString = batched({ write: (chunk: string) => void strings.push(chunk) }, small);
+      const byBuffer = batched(new FdDestination(fd), small);
       // The asynchronous path, whose buffers change hands at every batch, with partial writes.
       const pipe = scriptedWriter((_call, length) => Math.ceil(length / 2));
-      const byPipe = batched(new FdDestination(99, { writer: pipe.writer }));
+      const byPipe = batched(new FdDestination(99, { writer: pipe.writer }), small);
       const labels = accessLabels('social-leisure', 'facebook', 'allow');
       const real = Date.now;
       Date.now = () => Date.parse('2026-06-15T08:00:59.042Z');
