@@ -53,8 +53,37 @@ export function originFormTarget(scheme: 'http' | 'https', host: string, port: n
   return { scheme, host, port, path, pathOnly: query === -1 ? path : path.slice(0, query) };
 }
 
+export interface Authority {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Authorities already parsed, per default port: a proxy sees the same few hosts over and over,
+ * and parsing one (two regular expressions, a lower-casing, slices) took about 1 µs of a 1 KiB
+ * request's path. The result is a pure function of the text, so nothing ever invalidates it;
+ * the memo is bounded by starting afresh when full.
+ */
+const parsedAuthorities = new Map<number, Map<string, Authority>>();
+const MAX_PARSED_AUTHORITIES = 4_096;
+
 /** `host:port`, `[v6]:port` or a bare host (then `defaultPort`). Userinfo is refused. */
-export function parseAuthority(authority: string, defaultPort: number): { host: string; port: number } | undefined {
+export function parseAuthority(authority: string, defaultPort: number): Authority | undefined {
+  let memo = parsedAuthorities.get(defaultPort);
+  const known = memo?.get(authority);
+  if (known !== undefined) return known;
+  const parsed = parseAuthorityText(authority, defaultPort);
+  if (parsed === undefined) return undefined;
+  if (memo === undefined) {
+    memo = new Map();
+    parsedAuthorities.set(defaultPort, memo);
+  }
+  if (memo.size >= MAX_PARSED_AUTHORITIES) memo.clear();
+  memo.set(authority, parsed);
+  return parsed;
+}
+
+function parseAuthorityText(authority: string, defaultPort: number): Authority | undefined {
   if (authority.length === 0 || authority.includes('@')) return undefined;
   let host: string;
   let portText: string | undefined;
@@ -87,5 +116,5 @@ export function parseAuthority(authority: string, defaultPort: number): { host: 
   host = host.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (host.length === 0 || !/^[a-z0-9._:-]+$/.test(host)) return undefined;
-  return { host, port };
+  return Object.freeze({ host, port });
 }

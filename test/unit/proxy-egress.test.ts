@@ -54,6 +54,21 @@ describe('Egress.resolve', () => {
     });
   }
 
+  it('keeps allowed literal and mapped destinations per policy, until the listeners change', async () => {
+    const own = new Egress(dns);
+    own.setListeners([{ address: '127.0.0.1', port: 3128 }]);
+    const rt = runtime({ hosts: { 'mapped.example': '127.0.0.1' } });
+    const first = own.resolve(rt, 'mapped.example', 3130);
+    expect(codeOf(first as Destination)).toBe('ok 127.0.0.1');
+    expect(own.resolve(rt, 'mapped.example', 3130)).toBe(first);
+    // Another policy decides afresh (its hosts map and egress lists may differ).
+    expect(codeOf(await settle(own.resolve(runtime({}), 'mapped.example', 3130)))).toBe('LEEWAY_ERR_UPSTREAM_HOST_NOT_FOUND');
+    // A listener moved onto that port: the kept answer would now be a loop.
+    own.setListeners([{ address: '127.0.0.1', port: 3130 }]);
+    expect(codeOf(own.resolve(rt, 'mapped.example', 3130) as Destination)).toBe('LEEWAY_ERR_LOOP');
+    expect(codeOf(own.resolve(rt, '127.0.0.1', 3130) as Destination)).toBe('LEEWAY_ERR_LOOP');
+  });
+
   it('answers literals and mapped hosts synchronously, and caches DNS', async () => {
     expect(egress.resolve(runtime({}), '127.0.0.3', 80)).not.toBeInstanceOf(Promise);
     lookups.length = 0;

@@ -125,6 +125,18 @@ describe('parseAuthority (CONNECT)', () => {
       expect(parseAuthority(input, 443)).toEqual(expected);
     });
   }
+
+  it('answers the same text again from its memo, per default port, and stays right past its bound', () => {
+    const first = parseAuthority('Memo.Example', 443);
+    expect(first).toEqual({ host: 'memo.example', port: 443 });
+    expect(parseAuthority('Memo.Example', 443)).toBe(first);
+    expect(parseAuthority('Memo.Example', 80)).toEqual({ host: 'memo.example', port: 80 });
+    // The memo starts afresh when full; answers do not change.
+    for (let i = 0; i < 5_000; i += 1) expect(parseAuthority(`h${i}.example:${1 + (i % 65535)}`, 443)).toEqual({ host: `h${i}.example`, port: 1 + (i % 65535) });
+    expect(parseAuthority('Memo.Example', 443)).toEqual(first);
+    expect(parseAuthority('bad host:443', 443)).toBeUndefined();
+    expect(parseAuthority('bad host:443', 443)).toBeUndefined();
+  });
 });
 
 describe('originFormTarget (intercepted requests)', () => {
