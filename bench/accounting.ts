@@ -20,18 +20,19 @@
  *    alternating orders; "off" against a second "off" (the noise floor) and the calibration
  *    measured the same way.
  * 2. In place, in this process: proxies with every call into accounting, each batch of
- *    records (SETTLE_DELAY_MS apart), and the access log's timed flush (lines short of a 256-line batch are
- *    encoded then), timed as a share of the time the event loop was busy, and an empty
- *    Accounting timed the same way, whose share (the timer's own) is subtracted.
+ *    records (SETTLE_DELAY_MS apart), and the access log's timed flush (lines short of a
+ *    256-line batch are encoded then), timed as a share of the time the event loop was busy,
+ *    and an empty Accounting timed the same way, whose share (the timer's own) is subtracted.
  * 3. The account stage alone: requestDone() per second, 10,000 people over 3 sites.
  * The verdict judges the default mode against the 5% target on the steady pairs' throughput
  * (and in place), and prints the rotation's figures against the control beside it.
  *
  * The shipped code (dist/) runs when it is up to date (npm run bench builds first), else the
- * sources through tsx. BENCH_E2E_ROUNDS (rotation windows per pair over both halves, default 16),
- * BENCH_STEADY_PAIRS and BENCH_STEADY_WINDOWS (steady pairs of processes per comparison, default 6,
- * and windows per pair, default 4), BENCH_ROUNDS
- * (in-place rotations, default 6), BENCH_SECONDS (per window or round, default 1.5). Loopback only; every loop is bounded in count and time.
+ * sources through tsx. BENCH_E2E_ROUNDS (rotation windows per pair over both halves, default
+ * 16), BENCH_STEADY_PAIRS and BENCH_STEADY_WINDOWS (steady pairs of processes per comparison,
+ * default 6, and windows per pair, default 4), BENCH_ROUNDS (in-place rotations, default 6),
+ * BENCH_SECONDS (per window or round, default 1.5). Loopback only; every loop is bounded in
+ * count and time.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

@@ -74,7 +74,7 @@ let exiting = false;
  * writes also mean fewer hand-offs to the thread pool's writer, each a chance for a saturated
  * core to switch away from the proxy: with 64 KiB or 100 ms batches (12-20 writes a second at
  * 4,000 requests a second) the anonymous log read −3.5% to −5.9% of throughput in five steady
- * pairs runs (mean −4.8%), with 1 MiB or 1 s −1.7% to −4.6% in four (mean −3.4%). Pending lines
+ * pairs runs (mean −4.8%), with 1 MiB or 1 s −1.7% to −5.4% in six (mean −4.0%). Pending lines
  * are written, and the destination flushed, when the process exits.
  *
  * A request line is only noted per request (its labels, kind and five numbers, in arrays reused
