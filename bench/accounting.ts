@@ -257,6 +257,8 @@ interface ProxyProcess {
   /** The calibration's busy wait as measured in its process, µs (0 for the others). */
   readonly spinMicros: number;
   cpu(): Promise<number>;
+  /** CPU µs spent in accounting's batches and log flushes so far, the requests reported, and the process's CPU µs. */
+  accounting(): Promise<{ micros: number; requests: number; cpu: number }>;
 }
 
 async function startProxyProcess(name: string, kind: ProxyKind, policies: string): Promise<ProxyProcess> {
@@ -278,13 +280,41 @@ async function startProxyProcess(name: string, kind: ProxyKind, policies: string
       const usage = (await answer) as { user: number; system: number };
       return usage.user + usage.system;
     },
+    async accounting(): Promise<{ micros: number; requests: number; cpu: number }> {
+      const answer = next();
+      child.send('accounting');
+      const spent = (await answer) as { micros: number; requests: number; cpu: { user: number; system: number } };
+      return { micros: spent.micros, requests: spent.requests, cpu: spent.cpu.user + spent.cpu.system };
+    },
   };
 }
 
 /** The child's side: one Leeway as `leeway start` runs it (access lines on an asynchronous destination). */
 async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
   const quiet = createLogger({ level: 'info', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-  const usage = createUsageAccounting({ logger: quiet, accessLogDestination: nullDestination() });
+  // CPU time spent in accounting's batches and the access log's flushes, measured here, in the
+  // proxy's own process: the in-place figure, taken in the bench process beside other Leeways,
+  // read about 1.6× lower than this. CPU time, not wall time: a proxy of a pair is preempted by
+  // its partner, and wall time would count the partner's slices.
+  const spent = { micros: 0, requests: 0 };
+  const timed = (run: () => void): void => {
+    const before = process.cpuUsage();
+    try {
+      run();
+    } finally {
+      const used = process.cpuUsage(before);
+      spent.micros += used.user + used.system;
+    }
+  };
+  const usage = createUsageAccounting({
+    logger: quiet,
+    accessLogDestination: nullDestination(),
+    schedule: (settle) => void setTimeout(() => timed(settle), SETTLE_DELAY_MS).unref(),
+  });
+  const flush = Object.getOwnPropertyDescriptor(LineBatch.prototype, 'flush')?.value as (this: InstanceType<typeof LineBatch>) => void;
+  LineBatch.prototype.flush = function timedFlush(this: InstanceType<typeof LineBatch>): void {
+    timed(() => flush.call(this));
+  };
   // The calibration: no accounting, and a busy wait of a known length per request instead.
   // performance.now(), not process.hrtime.bigint(): a BigInt per clock read made about 1.2 KB
   // of garbage per request, a cost beyond the wait itself that the calibration then read too.
@@ -307,12 +337,20 @@ async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
     for (let i = 0; i < spins; i += 1) spin();
     spinMicros = ((performance.now() - start) * 1000) / spins;
   }
-  const accounting = kind === 'off' ? undefined : kind === 'known' ? known : usage.accounting;
+  const counted: Accounting = {
+    ...usage.accounting,
+    requestDone: (record) => {
+      spent.requests += 1;
+      usage.accounting.requestDone(record);
+    },
+  };
+  const accounting = kind === 'off' ? undefined : kind === 'known' ? known : counted;
   const leeway = await createLeeway({ policies, listen: '127.0.0.1:0', admin: false, logger: quiet, ...(accounting === undefined ? {} : { accounting }) });
   if (kind === 'anonymous' || kind === 'aggregate') usage.attach(leeway);
   const { proxy } = await leeway.listen();
   process.on('message', (message) => {
     if (message === 'cpu') process.send?.(process.cpuUsage());
+    if (message === 'accounting') process.send?.({ ...spent, cpu: process.cpuUsage() });
   });
   // The parent going away (normally or not) ends this process too.
   process.on('disconnect', () => void leeway.close(500).finally(() => process.exit(0)));
@@ -340,7 +378,7 @@ interface PairRun {
  * five of them (about 7 s of rest) even the control read 8% above "off" (a heap shrunk while
  * idle, presumably, that grows back under load).
  */
-async function paired(proxies: readonly ProxyProcess[], originPort: number, windows: number): Promise<PairRun> {
+async function paired(proxies: readonly ProxyProcess[], originPort: number, windows: number, afterWarmUp?: () => Promise<void>): Promise<PairRun> {
   const authority = `www.facebook.test:${originPort}`;
   const settleMs = 200;
   const options: LoadOptions = {
@@ -369,6 +407,7 @@ async function paired(proxies: readonly ProxyProcess[], originPort: number, wind
     const use: number[] = [];
     // Warm-up with everything loaded (JIT, keep-alive pools), not kept.
     await sleep(ROUND_SECONDS * 1000);
+    await afterWarmUp?.();
     for (let w = 0; w < windows; w += 1) {
       // Rotate which pair goes first, so none always follows the same one.
       for (let turn = 0; turn < proxies.length - 1; turn += 1) {
@@ -425,11 +464,20 @@ function summarize(ratios: number[]): Paired {
 }
 
 /** Fresh proxy processes for `specs` (the first is the base of every pair), paired() over them, then stopped. */
-async function freshPairs(dir: string, originPort: number, specs: readonly Spec[], windows: number): Promise<{ run: PairRun; proxies: readonly ProxyProcess[] }> {
+async function freshPairs(
+  dir: string,
+  originPort: number,
+  specs: readonly Spec[],
+  windows: number,
+  hooks: { afterWarmUp?: (proxies: readonly ProxyProcess[]) => Promise<void>; beforeStop?: (proxies: readonly ProxyProcess[]) => Promise<void> } = {},
+): Promise<{ run: PairRun; proxies: readonly ProxyProcess[] }> {
   const proxies: ProxyProcess[] = [];
   try {
     for (const spec of specs) proxies.push(await startProxyProcess(spec.name, spec.kind, join(dir, spec.policies)));
-    return { run: await paired(proxies, originPort, windows), proxies };
+    const afterWarmUp = hooks.afterWarmUp;
+    const run = await paired(proxies, originPort, windows, afterWarmUp === undefined ? undefined : () => afterWarmUp(proxies));
+    await hooks.beforeStop?.(proxies);
+    return { run, proxies };
   } finally {
     for (const proxy of proxies) proxy.child.disconnect();
   }
@@ -443,14 +491,27 @@ async function freshPairs(dir: string, originPort: number, specs: readonly Spec[
  * request: the more pairs, the less one of them weighs. Ratios are the other's over "off"'s,
  * paired per window and pooled; `pairMedians` are each pair's own median.
  */
-async function steady(dir: string, originPort: number, off: Spec, other: Spec): Promise<{ cpu: Paired; rps: Paired; pairMedians: number[]; spinMicros: number }> {
+async function steady(dir: string, originPort: number, off: Spec, other: Spec): Promise<{ cpu: Paired; rps: Paired; pairMedians: number[]; spinMicros: number; spent: { micros: number; requests: number; cpu: number } }> {
   const cpu: number[] = [];
   const rps: number[] = [];
   const pairMedians: number[] = [];
+  const spent = { micros: 0, requests: 0, cpu: 0 };
   let spinMicros = 0;
   for (let pair = 0; pair < STEADY_PAIRS; pair += 1) {
     const offFirst = pair % 2 === 0;
-    const { run, proxies } = await freshPairs(dir, originPort, offFirst ? [off, other] : [other, off], STEADY_WINDOWS);
+    // What the measured proxy spent in accounting over the measured windows (warm-up excluded).
+    const measured = (proxies: readonly ProxyProcess[]): ProxyProcess => proxies[offFirst ? 1 : 0] as ProxyProcess;
+    let start = { micros: 0, requests: 0, cpu: 0 };
+    const afterWarmUp = async (proxies: readonly ProxyProcess[]): Promise<void> => {
+      start = await measured(proxies).accounting();
+    };
+    const beforeStop = async (proxies: readonly ProxyProcess[]): Promise<void> => {
+      const end = await measured(proxies).accounting();
+      spent.micros += end.micros - start.micros;
+      spent.requests += end.requests - start.requests;
+      spent.cpu += end.cpu - start.cpu;
+    };
+    const { run, proxies } = await freshPairs(dir, originPort, offFirst ? [off, other] : [other, off], STEADY_WINDOWS, { afterWarmUp, beforeStop });
     const own: number[] = [];
     for (const [first, second] of run.windows[0] ?? []) {
       const [base, measured] = offFirst ? [first, second] : [second, first];
@@ -461,7 +522,7 @@ async function steady(dir: string, originPort: number, off: Spec, other: Spec): 
     pairMedians.push(median(own));
     spinMicros = Math.max(spinMicros, ...proxies.map((p) => p.spinMicros));
   }
-  return { cpu: summarize(cpu), rps: summarize(rps), pairMedians, spinMicros };
+  return { cpu: summarize(cpu), rps: summarize(rps), pairMedians, spinMicros, spent };
 }
 
 async function measure(dir: string, originPort: number): Promise<void> {
@@ -521,6 +582,10 @@ async function measure(dir: string, originPort: number): Promise<void> {
   const pairs = (p: { pairMedians: number[] }): string => `; pair by pair ${p.pairMedians.map((m) => m.toFixed(3)).join(' ')}`;
   console.log(`steady pairs: "off" and one other loaded together without pauses (neither rests), ${STEADY_PAIRS} pairs of fresh processes in alternating orders, ${STEADY_WINDOWS} windows of ${ROUND_SECONDS} s each; ratios to "off", paired per window:`);
   console.log(`  on, anonymous log       CPU/request ${range(steadyAnonymous.cpu)}, throughput ${range(steadyAnonymous.rps)}${pairs(steadyAnonymous)}`);
+  const ownSpent = steadyAnonymous.spent;
+  if (ownSpent.requests > 0) {
+    console.log(`    its accounting batches and log flushes, CPU time in its own process over the windows: ${(ownSpent.micros / ownSpent.requests).toFixed(2)} µs per request, ${((ownSpent.micros / ownSpent.cpu) * 100).toFixed(2)}% of its CPU`);
+  }
   console.log(`  off again (control)     CPU/request ${range(steadyControl.cpu)}, throughput ${range(steadyControl.rps)}${pairs(steadyControl)}`);
   const knownTrue = (steadyKnown.spinMicros > 0 ? steadyKnown.spinMicros : KNOWN_COST_MICROS) / offCpu;
   console.log(`  known ${KNOWN_COST_MICROS} µs/request     CPU/request ${range(steadyKnown.cpu)}, throughput ${range(steadyKnown.rps)}${pairs(steadyKnown)}; its true share of "off"'s CPU per request: ${(knownTrue * 100).toFixed(1)}%`);

@@ -92,7 +92,7 @@ export function createUsageAccounting(options: UsageAccountingOptions = {}): Usa
 
   return {
     accounting,
-    // Readers of the figures first account the records still waiting for the end of the turn.
+    // Readers of the figures first account the records still waiting for their batch.
     get metrics() {
       inner?.settle();
       return metrics;
