@@ -219,15 +219,29 @@ interface Variant {
   readonly timing?: { ns: bigint } | undefined;
 }
 
-function timedAccounting(inner: Accounting, timing: { ns: bigint }): Accounting {
-  const time = <T>(fn: () => T): T => {
-    const start = process.hrtime.bigint();
-    try {
-      return fn();
-    } finally {
-      timing.ns += process.hrtime.bigint() - start;
-    }
+/** Runs `fn`, adding the wall time it took to `timing` (when there is one). */
+function timeInto<T>(timing: { ns: bigint } | undefined, fn: () => T): T {
+  const start = process.hrtime.bigint();
+  try {
+    return fn();
+  } finally {
+    if (timing !== undefined) timing.ns += process.hrtime.bigint() - start;
+  }
+}
+
+/** Makes every LineBatch flush (where lines short of a batch are encoded and written) run inside `around`; returns what undoes it. */
+function wrapFlushes(around: (run: () => void) => void): () => void {
+  const flush = Object.getOwnPropertyDescriptor(LineBatch.prototype, 'flush')?.value as (this: InstanceType<typeof LineBatch>) => void;
+  LineBatch.prototype.flush = function wrappedFlush(this: InstanceType<typeof LineBatch>): void {
+    around(() => flush.call(this));
   };
+  return () => {
+    LineBatch.prototype.flush = flush;
+  };
+}
+
+function timedAccounting(inner: Accounting, timing: { ns: bigint }): Accounting {
+  const time = <T>(fn: () => T): T => timeInto(timing, fn);
   return {
     usage: (p) => time(() => inner.usage(p)),
     requestDone: (r) => time(() => inner.requestDone(r)),
@@ -311,10 +325,7 @@ async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
     accessLogDestination: nullDestination(),
     schedule: (settle) => void setTimeout(() => timed(settle), SETTLE_DELAY_MS).unref(),
   });
-  const flush = Object.getOwnPropertyDescriptor(LineBatch.prototype, 'flush')?.value as (this: InstanceType<typeof LineBatch>) => void;
-  LineBatch.prototype.flush = function timedFlush(this: InstanceType<typeof LineBatch>): void {
-    timed(() => flush.call(this));
-  };
+  wrapFlushes(timed);
   // The calibration: no accounting, and a busy wait of a known length per request instead.
   // performance.now(), not process.hrtime.bigint(): a BigInt per clock read made about 1.2 KB
   // of garbage per request, a cost beyond the wait itself that the calibration then read too.
@@ -604,16 +615,7 @@ async function measure(dir: string, originPort: number): Promise<void> {
       const timing = { ns: 0n };
       // Records are accounted together SETTLE_DELAY_MS after the first (the default schedule):
       // that batch is timed too.
-      const schedule = (settle: () => void): void => {
-        setTimeout(() => {
-          const start = process.hrtime.bigint();
-          try {
-            settle();
-          } finally {
-            timing.ns += process.hrtime.bigint() - start;
-          }
-        }, SETTLE_DELAY_MS).unref();
-      };
+      const schedule = (settle: () => void): void => void setTimeout(() => timeInto(timing, settle), SETTLE_DELAY_MS).unref();
       const usage = createUsageAccounting({ logger: quiet, accessLogDestination: nullDestination(), schedule });
       // The pipeline's own cost of reporting (records built, usage asked) with nothing behind it.
       const empty: Accounting = { usage: () => NO_USAGE, requestDone: () => undefined, tunnelBytes: () => undefined, pageEvent: () => undefined };
@@ -630,20 +632,12 @@ async function measure(dir: string, originPort: number): Promise<void> {
     const timedAnonymous = await add('timed: anonymous', join(dir, 'anonymous'), 'on');
     const timedAggregate = await add('timed: aggregate', join(dir, 'aggregate'), 'on');
 
-    // The access log encodes the lines short of a 256-line batch when its 100 ms timer fires,
+    // The access log encodes the lines short of a 256-line batch when its timer fires,
     // outside any call into accounting: its flush is timed too, for the proxy being loaded
     // (the others have nothing pending). Every write to the destination happens inside one or
     // the other.
     let current: { ns: bigint } | undefined;
-    const flush = Object.getOwnPropertyDescriptor(LineBatch.prototype, 'flush')?.value as (this: InstanceType<typeof LineBatch>) => void;
-    LineBatch.prototype.flush = function timedFlush(this: InstanceType<typeof LineBatch>): void {
-      const start = process.hrtime.bigint();
-      try {
-        flush.call(this);
-      } finally {
-        if (current !== undefined) current.ns += process.hrtime.bigint() - start;
-      }
-    };
+    const unwrap = wrapFlushes((run) => timeInto(current, run));
     try {
       // Warm-up: JIT, keep-alive pools.
       for (const variant of variants) await round(variant.port, origin.port);
@@ -658,7 +652,7 @@ async function measure(dir: string, originPort: number): Promise<void> {
         }
       }
     } finally {
-      LineBatch.prototype.flush = flush;
+      unwrap();
     }
     const cpu = (rounds: Round[]): number => median(rounds.map((r) => r.cpuMicrosPerRequest));
     // The share of the event loop's busy time spent inside accounting, less the share the timer
