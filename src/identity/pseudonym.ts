@@ -21,7 +21,12 @@ export interface PseudonymizerOptions {
 }
 
 // 16 base64url chars = 96 bits: collisions are negligible for a company's headcount.
-const PSEUDONYM_LENGTH = 16;
+const PSEUDONYM_BYTES = 12;
+/**
+ * Today's pseudonyms handed out so far, each kept as one string: a bound on memory, far above a
+ * company's headcount (beyond it the set starts afresh, and only interning is lost).
+ */
+const MAX_INTERNED = 200_000;
 
 export class Pseudonymizer {
   readonly #clock: () => number;
@@ -32,6 +37,13 @@ export class Pseudonymizer {
   /** Yesterday's key until #formerUntil, then zeroed and dropped. */
   #formerKey: Buffer | undefined;
   #formerUntil = 0;
+  /**
+   * Today's pseudonyms, each to its one string, so that everyone asking for a person's pseudonym
+   * gets the same string: the ledger's and the acknowledgements' maps then find a person by
+   * identity, where equal strings of separate connections were compared character by character
+   * on every request. Keyed by the pseudonym itself: no name is kept. Emptied at each rotation.
+   */
+  #interned = new Map<string, Pseudonym>();
 
   constructor(o: PseudonymizerOptions) {
     try {
@@ -54,7 +66,12 @@ export class Pseudonymizer {
 
   of(subject: string): Pseudonym {
     this.#rotateIfNeeded();
-    return hmac(this.#key, subject);
+    const pseudonym = hmac(this.#key, subject);
+    const known = this.#interned.get(pseudonym);
+    if (known !== undefined) return known;
+    if (this.#interned.size >= MAX_INTERNED) this.#interned = new Map();
+    this.#interned.set(pseudonym, pseudonym);
+    return pseudonym;
   }
 
   /**
@@ -90,6 +107,7 @@ export class Pseudonymizer {
         this.#key.fill(0);
       }
       this.#key = randomBytes(32);
+      this.#interned = new Map();
       this.#day = today;
     }
   }
@@ -100,6 +118,11 @@ export class Pseudonymizer {
   }
 }
 
+/**
+ * The first PSEUDONYM_BYTES of the digest, as base64url: the same text as the first 16 characters
+ * of the whole digest's, but a flat string of its own. A slice of the longer one is a view into
+ * it, which V8 compares and hashes through a slow path at each Map lookup.
+ */
 function hmac(key: Buffer, subject: string): Pseudonym {
-  return createHmac('sha256', key).update(subject, 'utf8').digest('base64url').slice(0, PSEUDONYM_LENGTH) as Pseudonym;
+  return createHmac('sha256', key).update(subject, 'utf8').digest().toString('base64url', 0, PSEUDONYM_BYTES) as Pseudonym;
 }
