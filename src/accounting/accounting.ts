@@ -13,7 +13,7 @@ import type { AccessLabels, AccessLog } from '../log/access-log.js';
 import { countableBytes } from '../metrics/metrics.js';
 import type { LeewayMetrics, RequestSeries } from '../metrics/metrics.js';
 import { BROWSING_MINUTE, SITE_MINUTE } from './usage-ledger.js';
-import type { UsageLedger } from './usage-ledger.js';
+import type { ScopePair, UsageLedger } from './usage-ledger.js';
 
 export interface AccountingOptions {
   /** The live policy; read per event so reloads apply at once. */
@@ -54,6 +54,8 @@ interface Combination {
   readonly access: AccessLabels;
   /** The action counts as active time (ACTIVE_ACTIONS). */
   readonly active: boolean;
+  /** The category and site as the ledger's scopes: counting then looks up neither name. */
+  readonly scopes: ScopePair;
 }
 
 /**
@@ -65,7 +67,10 @@ class Combinations {
   #policy: CompiledPolicy | undefined;
   #byCategory = new Map<string | undefined, Map<string | undefined, Map<string, Combination>>>();
 
-  constructor(private readonly metrics: LeewayMetrics) {}
+  constructor(
+    private readonly metrics: LeewayMetrics,
+    private readonly ledger: UsageLedger,
+  ) {}
 
   get(policy: CompiledPolicy | undefined, category: string | undefined, site: string | undefined, action: string): Combination {
     if (policy !== this.#policy) {
@@ -86,7 +91,12 @@ class Combinations {
     let combination = byAction.get(action);
     if (combination === undefined) {
       const series = this.metrics.requestSeries(category, site, action);
-      combination = { series, access: accessLabels(series.category, series.site, action), active: ACTIVE_ACTIONS.has(action) };
+      combination = {
+        series,
+        access: accessLabels(series.category, series.site, action),
+        active: ACTIVE_ACTIONS.has(action),
+        scopes: this.ledger.scopes(category, site),
+      };
       byAction.set(action, combination);
     }
     return combination;
@@ -120,7 +130,8 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
   }
   const { ledger, metrics, accessLog, logger } = options;
   const clock = options.clock ?? Date.now;
-  const combinations = new Combinations(metrics);
+  const policyOf = options.policy;
+  const combinations = new Combinations(metrics, ledger);
   let faults = 0;
   const fault = (what: string, error: unknown): void => {
     // Log the first few only: a systematic fault would otherwise log on every request.
@@ -128,8 +139,8 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
     if (faults <= 5) logger?.error({ err: error, stage: 'account', what }, 'accounting fault (the request was not affected)');
   };
 
-  const countActivity = (pseudonym: string, at: number, category: string | undefined, site: string | undefined, group: string | undefined): void => {
-    const added = ledger.count(pseudonym, at, category, site, group);
+  const countActivity = (pseudonym: string, at: number, scopes: ScopePair, category: string | undefined, site: string | undefined, group: string | undefined): void => {
+    const added = ledger.countIn(pseudonym, at, scopes, group);
     if ((added & SITE_MINUTE) !== 0) metrics.activeMinute(category, site, group);
     if ((added & BROWSING_MINUTE) !== 0) metrics.browsingMinute(group);
   };
@@ -137,12 +148,12 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
   // try/catch inline rather than a guard(() => ...) closure: this runs once per request.
   const account = (record: RequestRecord): void => {
     try {
-      const combination = combinations.get(options.policy(), record.category, record.site, record.action);
+      const combination = combinations.get(policyOf(), record.category, record.site, record.action);
       const series = combination.series;
       series.requests.value += 1;
       // The proxy reports when the exchange ends; the person sent the request when it began
       // (an hour-long tunnel is not an active minute at its close; its bytes count as they flow).
-      if (combination.active) countActivity(record.pseudonym, record.at - Math.max(0, record.durationMs), record.category, record.site, record.group);
+      if (combination.active) countActivity(record.pseudonym, record.at - Math.max(0, record.durationMs), combination.scopes, record.category, record.site, record.group);
       else ledger.advance(record.at);
       // Tunnel and WebSocket bytes arrive through tunnelBytes() as they flow; counting the
       // record's totals as well would count them twice.
@@ -216,7 +227,9 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
       try {
         metrics.bytes(record.category, record.direction, record.bytes);
         // Only what the person sends is activity: an origin pushing to a background tab is not.
-        if (record.direction === 'client-to-origin' && record.bytes > 0) countActivity(record.pseudonym, record.at, record.category, record.site, record.group);
+        if (record.direction === 'client-to-origin' && record.bytes > 0) {
+          countActivity(record.pseudonym, record.at, ledger.scopes(record.category, record.site), record.category, record.site, record.group);
+        }
       } catch (error) {
         fault('tunnelBytes', error);
       }

@@ -98,6 +98,14 @@ interface Person {
   scopes: number[];
 }
 
+/** A category and a site as the ledger's scope ids (UsageLedger.scopes()). */
+export interface ScopePair {
+  /** The category's name, `other` when none. */
+  readonly category: string;
+  readonly categoryId: number;
+  readonly siteId: number;
+}
+
 interface ScopeName {
   readonly kind: 'c' | 's';
   readonly name: string;
@@ -183,10 +191,25 @@ export class UsageLedger {
    * record() without its argument and result objects, for the per-request path: returns
    * BROWSING_MINUTE and SITE_MINUTE bits.
    */
-  count(pseudonym: string, at: number, category_: string | undefined, site_: string | undefined, group_: string | undefined): number {
+  count(pseudonym: string, at: number, category: string | undefined, site: string | undefined, group: string | undefined): number {
+    return this.countIn(pseudonym, at, this.scopes(category, site), group);
+  }
+
+  /**
+   * A category and site resolved to the ledger's scopes once, for a caller that counts the same
+   * pair often (the account stage keeps one per label combination): countIn() then looks up
+   * neither name. Valid for the ledger's lifetime; scopes outlive the day's rollover.
+   */
+  scopes(category: string | undefined, site: string | undefined): ScopePair {
+    const categoryName = category ?? OTHER;
+    const siteName = site ?? OTHER;
+    return { category: categoryName, categoryId: this.#scopeId('c', categoryName), siteId: this.#scopeId('s', siteName) };
+  }
+
+  /** count() for a pair from scopes(). */
+  countIn(pseudonym: string, at: number, pair: ScopePair, group_: string | undefined): number {
     this.advance(at);
-    const category = category_ ?? OTHER;
-    const site = site_ ?? OTHER;
+    const category = pair.category;
     const group = group_ ?? OTHER;
     const minute = Math.floor(at / MINUTE_MS);
 
@@ -218,7 +241,7 @@ export class UsageLedger {
     }
 
     const scopes = person.scopes;
-    const c = this.#scopeIndex(person, this.#scopeId('c', category));
+    const c = this.#scopeIndex(person, pair.categoryId);
     if (minute > (scopes[c + 1] as number)) {
       const minutes = scopes[c + 2] as number;
       scopes[c + 1] = minute;
@@ -226,7 +249,7 @@ export class UsageLedger {
       this.#moveBand(category, minutes, minutes + 1);
       this.#categoryMinutes.set(category, (this.#categoryMinutes.get(category) ?? 0) + 1);
     }
-    const s = this.#scopeIndex(person, this.#scopeId('s', site));
+    const s = this.#scopeIndex(person, pair.siteId);
     let siteMinute = false;
     if (minute > (scopes[s + 1] as number)) {
       scopes[s + 1] = minute;

@@ -112,6 +112,26 @@ describe('UsageLedger minutes', () => {
     l.record({ pseudonym: 'p1', at: base, site: 'facebook', category: 'social-leisure' });
     expect(view.minutesUsedToday({ kind: 'site', name: 'facebook' })).toBe(1);
   });
+
+  it('counts a pair resolved once by scopes() as count() counts the names, across a rollover', () => {
+    const base = t('2026-06-15T08:00:00Z');
+    const byNames = ledger();
+    const byPair = ledger();
+    const pairs = [byPair.scopes('social-leisure', 'facebook'), byPair.scopes('business-networking', 'linkedin'), byPair.scopes(undefined, undefined)];
+    const names = [['social-leisure', 'facebook'], ['business-networking', 'linkedin'], [undefined, undefined]] as const;
+    const day = 86_400_000;
+    for (let i = 0; i < 60; i += 1) {
+      // Three people, three pairs, minutes apart and over two days (the pairs outlive the rollover).
+      const at = base + Math.floor(i / 30) * day + i * 45_000;
+      const who = `p${i % 3}`;
+      const group = i % 4 === 0 ? 'sales' : undefined;
+      const [category, site] = names[i % 3] as readonly [string | undefined, string | undefined];
+      expect(byPair.countIn(who, at, pairs[i % 3] as ReturnType<UsageLedger['scopes']>, group)).toBe(byNames.count(who, at, category, site, group));
+    }
+    expect(byPair.todaySummary(base + day)).toEqual(byNames.todaySummary(base + day));
+    expect(byPair.peopleByCategoryAndGroup()).toEqual(byNames.peopleByCategoryAndGroup());
+    expect(byPair.usageView('p1').minutesUsedToday({ kind: 'site', name: 'linkedin' })).toBe(byNames.usageView('p1').minutesUsedToday({ kind: 'site', name: 'linkedin' }));
+  });
 });
 
 describe('UsageLedger daily rollover (Europe/Paris)', () => {
