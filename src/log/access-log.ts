@@ -96,8 +96,6 @@ export class LineBatch implements DestinationStream {
   #noted = 0;
   readonly #numbers = new Float64Array(MAX_NOTED * NOTED_FIELDS);
   readonly #labels: AccessLabels[] = [];
-  /** Request kinds, each one of KINDS (others take the string path in writeRequest). */
-  readonly #kinds: string[] = [];
   readonly #pseudonyms: (string | undefined)[] = [];
 
   constructor(destination: DestinationStream, options: LineBatchOptions = {}) {
@@ -134,7 +132,8 @@ export class LineBatch implements DestinationStream {
    * encoded with the batch.
    */
   writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string | undefined): void {
-    if (!KIND_BYTES.has(kind)) {
+    const kindAt = kindIndex(kind);
+    if (kindAt < 0) {
       // A kind out of the ordinary: the string path writes the same text.
       this.write(formatRequestLine(labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym));
       return;
@@ -147,8 +146,8 @@ export class LineBatch implements DestinationStream {
     numbers[at + 2] = bytesIn;
     numbers[at + 3] = bytesOut;
     numbers[at + 4] = durationMs;
+    numbers[at + 5] = kindAt;
     this.#labels[i] = labels;
-    this.#kinds[i] = kind;
     this.#pseudonyms[i] = pseudonym;
     this.#noted = i + 1;
     if (this.#noted === MAX_NOTED) this.#encodeNoted();
@@ -173,13 +172,14 @@ export class LineBatch implements DestinationStream {
     let buffer = this.#buffer;
     for (let i = 0; i < noted; i += 1) {
       const labels = this.#labels[i] as AccessLabels;
-      const kind = this.#kinds[i] as string;
-      const kindBytes = KIND_BYTES.get(kind) as Buffer;
-      const kindEnd = KIND_END_BYTES.get(kind) as Buffer;
+      const n = i * NOTED_FIELDS;
+      const kindAt = numbers[n + 5] as number;
+      const kind = KINDS[kindAt] as string;
+      const kindBytes = KIND_BYTES[kindAt] as Buffer;
+      const kindEnd = KIND_END_BYTES[kindAt] as Buffer;
       const pseudonym = this.#pseudonyms[i];
       this.#pseudonyms[i] = undefined;
       const who = pseudonym === undefined ? undefined : `,"pseudonym":${quote(pseudonym)}`;
-      const n = i * NOTED_FIELDS;
       // Numbers take at most 24 bytes each (String() of any double); the rest is known.
       const most = PREFIX_MAX + labels.middle.length + FIXED_BYTES + 4 * 24 + kindEnd.length + (who === undefined ? 0 : 3 * who.length);
       if (most > buffer.length - this.#length) {
@@ -258,8 +258,8 @@ function makeSynchronous(destination: DestinationStream): void {
 
 /** Request lines noted before they are encoded together. */
 const MAX_NOTED = 256;
-/** Per noted line: time (epoch ms), status, bytesIn, bytesOut, durationMs. */
-const NOTED_FIELDS = 5;
+/** Per noted line: time (epoch ms), status, bytesIn, bytesOut, durationMs, index in KINDS. */
+const NOTED_FIELDS = 6;
 
 export function batched(destination: DestinationStream, options?: LineBatchOptions): LineBatch {
   return new LineBatch(destination, options);
@@ -273,8 +273,18 @@ const FIXED_BYTES = BYTES_IN.length + BYTES_OUT.length + DURATION.length + END.l
 /** `{"level":"info","time":"<ISO time, up to 27 characters>","service":"leeway","log":"access"`. */
 const PREFIX_MAX = 128;
 const KINDS = ['http', 'https', 'tunnel', 'websocket'];
-const KIND_BYTES = new Map(KINDS.map((kind) => [kind, Buffer.from(`,"kind":"${kind}"`)]));
-const KIND_END_BYTES = new Map(KINDS.map((kind) => [kind, Buffer.concat([KIND_BYTES.get(kind) as Buffer, END])]));
+/** Index in KINDS, -1 for another kind: a comparison or two rather than a Map lookup per line. */
+function kindIndex(kind: string): number {
+  switch (kind) {
+    case 'http': return 0;
+    case 'https': return 1;
+    case 'tunnel': return 2;
+    case 'websocket': return 3;
+    default: return -1;
+  }
+}
+const KIND_BYTES = KINDS.map((kind) => Buffer.from(`,"kind":"${kind}"`));
+const KIND_END_BYTES = KIND_BYTES.map((bytes) => Buffer.concat([bytes, END]));
 
 /**
  * The line's start up to pino's time without its final `Z`: the part up to the second is
