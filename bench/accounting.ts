@@ -263,6 +263,23 @@ const range = (p: Paired): string => `×${p.median.toFixed(3)} (IQR ${p.q1.toFix
 
 type ProxyKind = 'off' | 'anonymous' | 'aggregate' | 'known';
 
+/** What a proxy process spent in accounting: CPU µs of the sampled batches and their records, of every log flush, and all records. */
+interface AccountingSpent {
+  batchMicros: number;
+  batchRequests: number;
+  flushMicros: number;
+  requests: number;
+}
+/** One accounting batch in this many is timed in the proxy processes (see proxyRole). */
+const BATCH_SAMPLE = 8;
+
+/** Accounting's CPU µs per request, and its share of the process's CPU, from a proxy's tallies. */
+function accountingCost(spent: AccountingSpent & { cpu: number }): { micros: number; share: number } {
+  if (spent.requests === 0 || spent.batchRequests === 0) return { micros: Number.NaN, share: Number.NaN };
+  const micros = spent.batchMicros / spent.batchRequests + spent.flushMicros / spent.requests;
+  return { micros, share: (micros * spent.requests) / spent.cpu };
+}
+
 /** A Leeway in a child process of its own, pinned to core 1 when taskset exists; asked for its CPU time over IPC. */
 interface ProxyProcess {
   readonly name: string;
@@ -271,8 +288,8 @@ interface ProxyProcess {
   /** The calibration's busy wait as measured in its process, µs (0 for the others). */
   readonly spinMicros: number;
   cpu(): Promise<number>;
-  /** CPU µs spent in accounting's batches and log flushes so far, the requests reported, and the process's CPU µs. */
-  accounting(): Promise<{ micros: number; requests: number; cpu: number }>;
+  /** CPU µs spent in accounting's sampled batches and log flushes so far, the requests reported, and the process's CPU µs. */
+  accounting(): Promise<AccountingSpent & { cpu: number }>;
 }
 
 async function startProxyProcess(name: string, kind: ProxyKind, policies: string): Promise<ProxyProcess> {
@@ -294,11 +311,11 @@ async function startProxyProcess(name: string, kind: ProxyKind, policies: string
       const usage = (await answer) as { user: number; system: number };
       return usage.user + usage.system;
     },
-    async accounting(): Promise<{ micros: number; requests: number; cpu: number }> {
+    async accounting(): Promise<AccountingSpent & { cpu: number }> {
       const answer = next();
       child.send('accounting');
-      const spent = (await answer) as { micros: number; requests: number; cpu: { user: number; system: number } };
-      return { micros: spent.micros, requests: spent.requests, cpu: spent.cpu.user + spent.cpu.system };
+      const spent = (await answer) as AccountingSpent & { cpu: { user: number; system: number } };
+      return { ...spent, cpu: spent.cpu.user + spent.cpu.system };
     },
   };
 }
@@ -309,23 +326,34 @@ async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
   // CPU time spent in accounting's batches and the access log's flushes, measured here, in the
   // proxy's own process: the in-place figure, taken in the bench process beside other Leeways,
   // read about 1.6× lower than this. CPU time, not wall time: a proxy of a pair is preempted by
-  // its partner, and wall time would count the partner's slices.
-  const spent = { micros: 0, requests: 0 };
-  const timed = (run: () => void): void => {
+  // its partner, and wall time would count the partner's slices. One batch in BATCH_SAMPLE is
+  // timed (and its records counted), since process.cpuUsage() walks every thread of the process:
+  // timing each of the 20 batches a second cost the measured proxy about 0.3% of its CPU, a cost
+  // "off" did not pay. Flushes (one or two a second) are all timed.
+  const spent: AccountingSpent = { batchMicros: 0, batchRequests: 0, flushMicros: 0, requests: 0 };
+  const cpuOf = (run: () => void): number => {
     const before = process.cpuUsage();
-    try {
-      run();
-    } finally {
-      const used = process.cpuUsage(before);
-      spent.micros += used.user + used.system;
-    }
+    run();
+    const used = process.cpuUsage(before);
+    return used.user + used.system;
   };
+  let batches = 0;
+  let sinceBatch = 0;
   const usage = createUsageAccounting({
     logger: quiet,
     accessLogDestination: nullDestination(),
-    schedule: (settle) => void setTimeout(() => timed(settle), SETTLE_DELAY_MS).unref(),
+    schedule: (settle) => void setTimeout(() => {
+      const records = sinceBatch;
+      sinceBatch = 0;
+      batches += 1;
+      if (batches % BATCH_SAMPLE !== 0) return settle();
+      spent.batchMicros += cpuOf(settle);
+      spent.batchRequests += records;
+    }, SETTLE_DELAY_MS).unref(),
   });
-  wrapFlushes(timed);
+  wrapFlushes((flush) => {
+    spent.flushMicros += cpuOf(flush);
+  });
   // The calibration: no accounting, and a busy wait of a known length per request instead.
   // performance.now(), not process.hrtime.bigint(): a BigInt per clock read made about 1.2 KB
   // of garbage per request, a cost beyond the wait itself that the calibration then read too.
@@ -352,6 +380,7 @@ async function proxyRole(kind: ProxyKind, policies: string): Promise<void> {
     ...usage.accounting,
     requestDone: (record) => {
       spent.requests += 1;
+      sinceBatch += 1;
       usage.accounting.requestDone(record);
     },
   };
@@ -502,25 +531,24 @@ async function freshPairs(
  * request: the more pairs, the less one of them weighs. Ratios are the other's over "off"'s,
  * paired per window and pooled; `pairMedians` are each pair's own median.
  */
-async function steady(dir: string, originPort: number, off: Spec, other: Spec): Promise<{ cpu: Paired; rps: Paired; pairMedians: number[]; spinMicros: number; spent: { micros: number; requests: number; cpu: number } }> {
+async function steady(dir: string, originPort: number, off: Spec, other: Spec): Promise<{ cpu: Paired; rps: Paired; pairMedians: number[]; spinMicros: number; spent: AccountingSpent & { cpu: number } }> {
   const cpu: number[] = [];
   const rps: number[] = [];
   const pairMedians: number[] = [];
-  const spent = { micros: 0, requests: 0, cpu: 0 };
+  const nothing = { batchMicros: 0, batchRequests: 0, flushMicros: 0, requests: 0, cpu: 0 };
+  const spent = { ...nothing };
   let spinMicros = 0;
   for (let pair = 0; pair < STEADY_PAIRS; pair += 1) {
     const offFirst = pair % 2 === 0;
     // What the measured proxy spent in accounting over the measured windows (warm-up excluded).
     const measured = (proxies: readonly ProxyProcess[]): ProxyProcess => proxies[offFirst ? 1 : 0] as ProxyProcess;
-    let start = { micros: 0, requests: 0, cpu: 0 };
+    let start = nothing;
     const afterWarmUp = async (proxies: readonly ProxyProcess[]): Promise<void> => {
       start = await measured(proxies).accounting();
     };
     const beforeStop = async (proxies: readonly ProxyProcess[]): Promise<void> => {
       const end = await measured(proxies).accounting();
-      spent.micros += end.micros - start.micros;
-      spent.requests += end.requests - start.requests;
-      spent.cpu += end.cpu - start.cpu;
+      for (const key of ['batchMicros', 'batchRequests', 'flushMicros', 'requests', 'cpu'] as const) spent[key] += end[key] - start[key];
     };
     const { run, proxies } = await freshPairs(dir, originPort, offFirst ? [off, other] : [other, off], STEADY_WINDOWS, { afterWarmUp, beforeStop });
     const own: number[] = [];
@@ -594,8 +622,9 @@ async function measure(dir: string, originPort: number): Promise<void> {
   console.log(`steady pairs: "off" and one other loaded together without pauses (neither rests), ${STEADY_PAIRS} pairs of fresh processes in alternating orders, ${STEADY_WINDOWS} windows of ${ROUND_SECONDS} s each; ratios to "off", paired per window:`);
   console.log(`  on, anonymous log       CPU/request ${range(steadyAnonymous.cpu)}, throughput ${range(steadyAnonymous.rps)}${pairs(steadyAnonymous)}`);
   const ownSpent = steadyAnonymous.spent;
-  if (ownSpent.requests > 0) {
-    console.log(`    its accounting batches and log flushes, CPU time in its own process over the windows: ${(ownSpent.micros / ownSpent.requests).toFixed(2)} µs per request, ${((ownSpent.micros / ownSpent.cpu) * 100).toFixed(2)}% of its CPU`);
+  const own = accountingCost(ownSpent);
+  if (Number.isFinite(own.micros)) {
+    console.log(`    its accounting batches (one in ${BATCH_SAMPLE} timed) and log flushes, CPU time in its own process over the windows: ${own.micros.toFixed(2)} µs per request, ${(own.share * 100).toFixed(2)}% of its CPU`);
   }
   console.log(`  off again (control)     CPU/request ${range(steadyControl.cpu)}, throughput ${range(steadyControl.rps)}${pairs(steadyControl)}`);
   const knownTrue = (steadyKnown.spinMicros > 0 ? steadyKnown.spinMicros : KNOWN_COST_MICROS) / offCpu;
