@@ -24,6 +24,19 @@ describe('forwardHeaders', () => {
       via: '1.1 leeway',
     },
     {
+      name: 'tells the hop-by-hop names in any case, and keeps names of the same length that differ',
+      raw: [
+        'CONNECTION', 'close', 'kEEP-aLIVE', 't', 'PROXY-CONNECTION', 'x', 'proxy-AUTHORIZATION', 'Basic x', 'Proxy-Authenticate', 'Basic',
+        'tE', 'trailers', 'TRAILER', 'X', 'UPGRADE', 'h2c', 'TRANSFER-ENCODING', 'chunked', 'VIA', '1.0 a',
+        // Same lengths as hop-by-hop names, one character apart: forwarded.
+        'connectiom', '1', 'keep_alive', '2', 'tf', '3', 'upgrades', '4', 'proxy-connectiox', '5', 'transfer-encodinh', '6',
+      ],
+      options: { keepTransferEncoding: false },
+      kept: ['connectiom', 'keep_alive', 'tf', 'upgrades', 'proxy-connectiox', 'transfer-encodinh'],
+      dropped: ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'transfer-encoding'],
+      via: '1.0 a, 1.1 leeway',
+    },
+    {
       name: 'appends to an existing Via, merging repeated ones',
       raw: ['Via', '1.0 fred', 'Via', '1.1 p.example'],
       kept: [],

@@ -53,6 +53,11 @@ describe('parseResponseHead', () => {
     expect(parsed.rawHeaders).toEqual(['X-Mixed-Case', 'spaced value', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Empty', '']);
   });
 
+  it('trims only spaces and tabs (RFC 9110 §5.6.3): other characters at the ends are the value\'s', () => {
+    const parsed = parseResponseHead(head('HTTP/1.1 200 OK', 'X-A: \t\u00a0kept\u00a0 ', 'X-B:\t\t', 'X-C:x'), 'GET');
+    expect(parsed.rawHeaders).toEqual(['X-A', '\u00a0kept\u00a0', 'X-B', '', 'X-C', 'x']);
+  });
+
   it('says a Transfer-Encoding overrides a Content-Length (which must then not be forwarded)', () => {
     const parsed = parseResponseHead(head('HTTP/1.1 200 OK', 'Content-Length: 10', 'Transfer-Encoding: chunked'), 'GET');
     expect(parsed.framing).toBe('chunked');
@@ -68,6 +73,9 @@ describe('parseResponseHead', () => {
     { name: 'a status run into its reason', text: head('HTTP/1.1 200OK'), why: /three digits/ },
     { name: 'a header without a colon', text: head('HTTP/1.1 200 OK', 'NoColon'), why: /no colon/ },
     { name: 'whitespace before the colon (smuggling)', text: head('HTTP/1.1 200 OK', 'Content-Length : 5'), why: /not a token/ },
+    { name: 'an empty header name', text: head('HTTP/1.1 200 OK', ': 5'), why: /not a token/ },
+    { name: 'a header name with a character beyond ASCII', text: head('HTTP/1.1 200 OK', 'X-Caf\u00e9: 1'), why: /not a token/ },
+    { name: 'a header name with a separator', text: head('HTTP/1.1 200 OK', 'X(A): 1'), why: /not a token/ },
     { name: 'a folded header line', text: head('HTTP/1.1 200 OK', 'X-A: one', ' two'), why: /folded/ },
     { name: 'a non-numeric length', text: head('HTTP/1.1 200 OK', 'Content-Length: 12abc'), why: /not a number/ },
     { name: 'a negative length', text: head('HTTP/1.1 200 OK', 'Content-Length: -1'), why: /not a number/ },
