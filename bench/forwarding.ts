@@ -20,13 +20,21 @@
  * "leeway, peeking" is Leeway with interception available (a CA configured) for a tunnel it does
  * not intercept: the client's first bytes are read for a ClientHello before the blind relay.
  *
+ * Then, for the 1 KiB target, Leeway and Squid interleaved (see interleaved()): each alone on core
+ * 1 in turn, in windows of 2 s paired with their neighbours, loaded by a lean generator on core 0
+ * with the origin. Measured in rounds, a proxy's figure depends on the state of the machine in its
+ * few seconds, and on whether autocannon (on core 0 with the origin, where direct 1 KiB already
+ * reads no more than Leeway at times) keeps it saturated; the interleaved pairs judge the target.
+ *
  * "leeway" is `leeway start` as shipped (metrics and usage accounting on, access log off like
  * Squid's here); "leeway core" is createLeeway() alone, to show what the pipeline itself costs.
  * Each proxy's CPU time per unit of work is printed too: on a shared machine it is steadier
  * than wall-clock rates.
  *
  * Ratios are to direct and to Squid measured in the same run. BENCH_SECONDS (default 5) and
- * BENCH_ROUNDS (default 1; the median is reported) tune the length.
+ * BENCH_ROUNDS (default 1; the median is reported) tune the length; BENCH_INTERLEAVED_PAIRS
+ * (default 10; 0 skips them) the interleaved comparison; BENCH_VERBOSE=1 prints each round's
+ * figures too.
  * Run alone: `npx tsx bench/forwarding.ts`.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -42,7 +50,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 // @ts-expect-error autocannon ships no type declarations; the part used here is typed below.
 import autocannonUntyped from 'autocannon';
-import { distIsFresh, firstJsonLine, median, repoRoot, spawnNodeOn } from './lib/common.js';
+import { distIsFresh, firstJsonLine, median, percentile, repoRoot, spawnNodeOn } from './lib/common.js';
+import type { LoadCounts, LoadOptions, LoadSelect } from './lib/keepalive-load.js';
 import { generateCa, writeCa } from '../src/tls/ca.js';
 
 interface CannonResult {
@@ -60,6 +69,10 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? '5');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '1');
 // BENCH_LOADS=1k,1m,tunnel picks the loads (all by default), for A/B runs while tuning.
 const LOADS = new Set((process.env.BENCH_LOADS ?? '1k,1m,tunnel').split(','));
+// BENCH_INTERLEAVED_PAIRS: pairs of windows of the interleaved comparison of Leeway and Squid (default 10, 0 skips it).
+const INTERLEAVED_PAIRS = Math.max(0, Number(process.env.BENCH_INTERLEAVED_PAIRS ?? '10'));
+// BENCH_VERBOSE=1 prints each round's figures as they come, besides the medians.
+const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const KIB = Buffer.alloc(1024, 97);
 const MIB = Buffer.alloc(1024 * 1024, 98);
 
@@ -316,6 +329,74 @@ async function measure(target: Target, ports: { http: number; source: number }, 
   return figures;
 }
 
+/** One interleaved pair of windows: each proxy's requests per second and CPU µs per request, alone on core 1. */
+interface InterleavedPair {
+  readonly rps: readonly [number, number];
+  readonly cpuPerRequestUs: readonly [number, number];
+  /** Share of core 1 each used while it was loaded (about 1 when saturated). */
+  readonly coreUse: readonly [number, number];
+}
+
+/**
+ * The 1 KiB load through two proxies, each alone on core 1 in turn, window after window, by one
+ * lean load generator on core 0 (bench/lib/keepalive-load.ts, 50 connections per proxy, kept open
+ * throughout and parked while the other proxy is loaded). Windows go A B B A, A B B A, ... and each
+ * window is paired with its neighbour, so a drift of the machine's state hits both alike: measured
+ * one after the other in rounds of several seconds, Squid's own CPU per request moved by a quarter
+ * from one window to the next on these shared machines.
+ */
+async function interleaved(pair: readonly [Target, Target], httpPort: number, pairs: number): Promise<InterleavedPair[]> {
+  const seconds = Math.max(1, Math.min(2, SECONDS));
+  const options: LoadOptions = {
+    ports: pair.map((t) => t.port as number),
+    connections: 50,
+    request: `GET http://127.0.0.1:${httpPort}/1k HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\nUser-Agent: leeway-bench\r\n\r\n`,
+    maxSeconds: (2 * pairs + 4) * (seconds + 1) + 30,
+  };
+  const loader = spawnNodeOn(0, ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'keepalive-load.ts'), JSON.stringify(options)], ['ignore', 'inherit', 'inherit', 'ipc']);
+  const ask = <T>(message: unknown): Promise<T> => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the load generator did not answer')), 30_000);
+    loader.once('message', (answer) => {
+      clearTimeout(timer);
+      resolve(answer as T);
+    });
+    loader.send(message as string);
+  });
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  /** Load proxy `i` alone for a window; its rate, CPU per request and use of the core. */
+  const window = async (i: 0 | 1): Promise<{ rps: number; cpu: number; use: number }> => {
+    const select: LoadSelect = { active: [i] };
+    await ask(select);
+    // Let the other proxy's last exchanges finish and this one's connections fill.
+    await sleep(200);
+    const target = pair[i];
+    const before = { counts: await ask<LoadCounts>('count'), cpu: cpuSeconds(target.pid), at: performance.now() };
+    await sleep(seconds * 1000);
+    const after = { counts: await ask<LoadCounts>('count'), cpu: cpuSeconds(target.pid), at: performance.now() };
+    const failed = (after.counts.failed[i] ?? 0) - (before.counts.failed[i] ?? 0);
+    if (failed > 0) throw new Error(`${target.name}: ${failed} failed exchanges`);
+    const done = (after.counts.ok[i] ?? 0) - (before.counts.ok[i] ?? 0);
+    const elapsed = (after.at - before.at) / 1000;
+    return { rps: done / elapsed, cpu: ((after.cpu - before.cpu) / done) * 1e6, use: (after.cpu - before.cpu) / elapsed };
+  };
+  const out: InterleavedPair[] = [];
+  try {
+    // Warm-up, not kept: JIT, keep-alive connections to the origin.
+    await window(0);
+    await window(1);
+    for (let p = 0; p < pairs; p += 1) {
+      const order: readonly (0 | 1)[] = p % 2 === 0 ? [0, 1] : [1, 0];
+      const first = await window(order[0] as 0 | 1);
+      const second = await window(order[1] as 0 | 1);
+      const [a, b] = p % 2 === 0 ? [first, second] : [second, first];
+      out.push({ rps: [a.rps, b.rps], cpuPerRequestUs: [a.cpu, b.cpu], coreUse: [a.use, b.use] });
+    }
+  } finally {
+    loader.kill();
+  }
+  return out;
+}
+
 async function startSquid(dir: string, ports: { http: number; source: number }): Promise<{ port: number; child: ChildProcess } | undefined> {
   if (!existsSync('/usr/sbin/squid')) return undefined;
   const probe = net.createServer();
@@ -428,6 +509,10 @@ export async function run(): Promise<void> {
         const target = targets[(i + round) % targets.length] as Target;
         const figures = await measure(target, ports, origin.pid);
         results.set(target.name, [...(results.get(target.name) ?? []), figures]);
+        if (VERBOSE) {
+          const shown = (value: number, digits: number): string => (Number.isNaN(value) ? '-' : value.toFixed(digits));
+          console.log(`  round ${round + 1}, ${target.name}: 1 KiB ${shown(figures.rps, 0)} req/s at ${shown(figures.cpuPerRequestUs, 0)} µs; 1 MiB ${shown(figures.mibps1m, 0)} MiB/s at ${shown(figures.cpuPerMibMs, 2)} ms/MiB; tunnel ${shown(figures.tunnelMibps, 0)} MiB/s`);
+        }
       }
     }
     const med = (name: string): Figures | undefined => {
@@ -472,6 +557,25 @@ export async function run(): Promise<void> {
         return `${t.name} ${f.clientPerTunnelMibMs.toFixed(2)} + ${f.sourcePerTunnelMibMs.toFixed(2)}`;
       });
       console.log(`tunnel endpoints' CPU on core 0, client + source, ms per MiB: ${endpoints.join(', ')}`);
+    }
+    const leewayTarget = targets.find((t) => t.name === 'leeway');
+    const squidTarget = targets.find((t) => t.name === 'squid');
+    if (LOADS.has('1k') && leewayTarget !== undefined && squidTarget !== undefined && INTERLEAVED_PAIRS > 0) {
+      // The origin joins the load generator on core 0 (as for tunnels), whatever BENCH_PIN_LOAD says: each proxy alone on core 1.
+      pinProcess(origin.pid, '0');
+      const pairs = await interleaved([leewayTarget, squidTarget], ports.http, INTERLEAVED_PAIRS).finally(() => {
+        if (!PIN_LOAD) pinProcess(origin.pid, `0-${cpus().length - 1}`);
+      });
+      const rate = pairs.map((w) => w.rps[0] / w.rps[1]);
+      const cost = pairs.map((w) => w.cpuPerRequestUs[0] / w.cpuPerRequestUs[1]);
+      const spread = (values: number[]): string => `×${median(values).toFixed(2)} (IQR ${percentile(values, 25).toFixed(2)}-${percentile(values, 75).toFixed(2)})`;
+      console.log(
+        `interleaved, 1 KiB: leeway and squid each alone on core 1 in turn, ${pairs.length} pairs of ${Math.max(1, Math.min(2, SECONDS))} s windows (A B B A ...), ` +
+          `one lean load generator on core 0, 50 connections each; core 1 used ${median(pairs.map((w) => w.coreUse[0])).toFixed(2)} by leeway, ${median(pairs.map((w) => w.coreUse[1])).toFixed(2)} by squid (1.00: saturated)`,
+      );
+      console.log(`  leeway ÷ squid, paired: req/s ${spread(rate)}; CPU per request ${spread(cost)}; pair by pair ${rate.map((r) => r.toFixed(2)).join(' ')}`);
+      console.log(`  medians: leeway ${median(pairs.map((w) => w.rps[0])).toFixed(0)} req/s at ${median(pairs.map((w) => w.cpuPerRequestUs[0])).toFixed(0)} µs per request, squid ${median(pairs.map((w) => w.rps[1])).toFixed(0)} req/s at ${median(pairs.map((w) => w.cpuPerRequestUs[1])).toFixed(0)} µs`);
+      console.log(`target, 1 KiB requests/s ≥ 1.0× Squid on one core: ${median(rate) >= 1 ? 'MET' : 'NOT MET'} interleaved (×${median(rate).toFixed(2)}); in rounds above ×${ratio(med('leeway')?.rps ?? NaN, squidFigures?.rps)}`);
     }
   } finally {
     for (const child of children) child.kill('SIGKILL');
