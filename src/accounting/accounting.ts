@@ -9,7 +9,7 @@ import type { Pseudonym } from '../identity/pseudonym.js';
 import type { CompiledPolicy, UsageView } from '../policy/types.js';
 import type { Logger } from '../log/logger.js';
 import { accessLabels } from '../log/access-log.js';
-import type { AccessLabels, AccessLog } from '../log/access-log.js';
+import type { AccessLabels, AccessLog, RequestWriter } from '../log/access-log.js';
 import { countableBytes } from '../metrics/metrics.js';
 import type { LeewayMetrics, RequestSeries } from '../metrics/metrics.js';
 import { BROWSING_MINUTE, SITE_MINUTE } from './usage-ledger.js';
@@ -72,12 +72,31 @@ class Combinations {
     private readonly ledger: UsageLedger,
   ) {}
 
+  // The last combination asked for: requests come in runs to one site (a page and its resources),
+  // and the names come from the policy, so a hit costs three reference comparisons.
+  #last: Combination | undefined;
+  #lastCategory: string | undefined;
+  #lastSite: string | undefined;
+  #lastAction: string | undefined;
+
   get(policy: CompiledPolicy | undefined, category: string | undefined, site: string | undefined, action: string): Combination {
     if (policy !== this.#policy) {
       // A reload may fold names differently: resolve again under the new policy.
       this.#policy = policy;
       this.#byCategory = new Map();
+      this.#last = undefined;
     }
+    const last = this.#last;
+    if (last !== undefined && category === this.#lastCategory && site === this.#lastSite && action === this.#lastAction) return last;
+    const combination = this.#resolve(category, site, action);
+    this.#last = combination;
+    this.#lastCategory = category;
+    this.#lastSite = site;
+    this.#lastAction = action;
+    return combination;
+  }
+
+  #resolve(category: string | undefined, site: string | undefined, action: string): Combination {
     let bySite = this.#byCategory.get(category);
     if (bySite === undefined) {
       bySite = new Map();
@@ -130,7 +149,6 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
   }
   const { ledger, metrics, accessLog, logger } = options;
   const clock = options.clock ?? Date.now;
-  const policyOf = options.policy;
   const combinations = new Combinations(metrics, ledger);
   let faults = 0;
   const fault = (what: string, error: unknown): void => {
@@ -145,10 +163,11 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
     if ((added & BROWSING_MINUTE) !== 0) metrics.browsingMinute(group);
   };
 
-  // try/catch inline rather than a guard(() => ...) closure: this runs once per request.
-  const account = (record: RequestRecord): void => {
+  // try/catch inline rather than a guard(() => ...) closure: this runs once per request. The
+  // policy and the access-log writer are read once per batch.
+  const account = (record: RequestRecord, policy: CompiledPolicy | undefined, writeLine: RequestWriter | undefined): void => {
     try {
-      const combination = combinations.get(policyOf(), record.category, record.site, record.action);
+      const combination = combinations.get(policy, record.category, record.site, record.action);
       const series = combination.series;
       series.requests.value += 1;
       // The proxy reports when the exchange ends; the person sent the request when it began
@@ -168,8 +187,8 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
       if (quota?.exhausted === true && ledger.quotaExhausted(record.pseudonym, quota.scope, record.at)) {
         metrics.quotaExhausted(quota.scope.kind === 'category' ? quota.scope.name : record.category);
       }
-      // writeRequest returns at once when the log writes no per-request lines.
-      accessLog?.writeRequest(combination.access, record.status, record.bytesIn, record.bytesOut, Math.round(record.durationMs), record.kind, record.pseudonym);
+      // No writer when the log writes no per-request lines.
+      writeLine?.(combination.access, record.status, record.bytesIn, record.bytesOut, Math.round(record.durationMs), record.kind, record.pseudonym);
     } catch (error) {
       fault('requestDone', error);
     }
@@ -180,8 +199,17 @@ export function createAccounting(options: AccountingOptions): ProxyAccounting {
   // between the proxy's own work each request paid the cache misses again.
   const pending: RequestRecord[] = [];
   const settle = (): void => {
+    if (pending.length === 0) return;
+    let policy: CompiledPolicy | undefined;
+    let writeLine: RequestWriter | undefined;
+    try {
+      policy = options.policy();
+      writeLine = accessLog?.requestWriter();
+    } catch (error) {
+      fault('settle', error);
+    }
     // account() catches its own faults, so one bad record cannot lose the others.
-    for (let i = 0; i < pending.length; i += 1) account(pending[i] as RequestRecord);
+    for (let i = 0; i < pending.length; i += 1) account(pending[i] as RequestRecord, policy, writeLine);
     pending.length = 0;
   };
   // One batch waits at a time. A reader settling early leaves it in place: with a quota rule

@@ -293,11 +293,12 @@ const KIND_END_BYTES = KIND_BYTES.map((bytes) => Buffer.concat([bytes, END]));
  * profile of a loaded proxy. The `Z` and the rest of the envelope open AccessLabels.middle.
  */
 function putTime(buffer: Buffer, at: number, millis: number): number {
-  const ms = ((millis % 1000) + 1000) % 1000;
-  const second = millis - ms;
-  if (second !== headSecond) {
-    headSecond = second;
-    const iso = new Date(second).toISOString();
+  // Within the second encoded last, a subtraction; a remainder of a double (a call) only when it changes.
+  let ms = millis - headSecond;
+  if (!(ms >= 0 && ms < 1000)) {
+    ms = ((millis % 1000) + 1000) % 1000;
+    headSecond = millis - ms;
+    const iso = new Date(headSecond).toISOString();
     // toISOString always ends in `.mmmZ`, whatever the width of the year before.
     headBytes = Buffer.from(`${ENVELOPE_HEAD}${iso.slice(0, -4)}`);
   }
@@ -436,9 +437,17 @@ export interface AccessLog {
    * pseudonymous mode.
    */
   writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string): void;
+  /**
+   * writeRequest() with the mode read once: a writer for the lines of the mode in force now, or
+   * undefined when it writes no per-request lines. For a caller writing many lines together (the
+   * account stage's batches), which asks again at its next batch so that reloads apply.
+   */
+  requestWriter(): RequestWriter | undefined;
   /** Write the lines still held in a batch (on shutdown, or before reading the log in tests). */
   flush(): void;
 }
+
+export type RequestWriter = (labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string) => void;
 
 export interface AccessLogOptions {
   /** The live mode (policy reloads may change it); read per line. */
@@ -467,6 +476,26 @@ export function createAccessLog(options: AccessLogOptions): AccessLog {
     warnedFor = mode;
   };
   warnIfPseudonymous(options.mode());
+  // One writer per mode, made once: `pseudonym` reaches a line only in pseudonymous mode.
+  const viaLogger = (fields: readonly AccessField[]): RequestWriter => (labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym) => {
+    const entry: AccessEntry = { category: labels.category, site: labels.site, action: labels.action, status, bytesIn, bytesOut, durationMs, kind, pseudonym };
+    access.info(pickAccessFields(entry, fields), 'access');
+  };
+  const anonymous: RequestWriter = batch === undefined
+    ? viaLogger(ANONYMOUS_FIELDS)
+    : (labels, status, bytesIn, bytesOut, durationMs, kind) => batch.writeRequest(labels, status, bytesIn, bytesOut, durationMs, kind, undefined);
+  const pseudonymous: RequestWriter = batch === undefined
+    ? viaLogger(PSEUDONYMOUS_FIELDS)
+    : (labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym) => batch.writeRequest(labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym);
+  const requestWriter = (): RequestWriter | undefined => {
+    const mode = options.mode();
+    if (mode !== warnedFor) warnIfPseudonymous(mode);
+    switch (mode) {
+      case 'aggregate-only': return undefined;
+      case 'anonymous': return anonymous;
+      case 'pseudonymous': return pseudonymous;
+    }
+  };
   return {
     get mode(): AccessLogMode {
       return options.mode();
@@ -480,17 +509,9 @@ export function createAccessLog(options: AccessLogOptions): AccessLog {
       else access.info(pickAccessFields(entry, fields), 'access');
     },
     writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string): void {
-      const mode = options.mode();
-      if (mode !== warnedFor) warnIfPseudonymous(mode);
-      const fields = fieldsFor(mode);
-      if (fields.length === 0) return;
-      if (batch !== undefined) {
-        batch.writeRequest(labels, status, bytesIn, bytesOut, durationMs, kind, fields === PSEUDONYMOUS_FIELDS ? pseudonym : undefined);
-        return;
-      }
-      const entry: AccessEntry = { category: labels.category, site: labels.site, action: labels.action, status, bytesIn, bytesOut, durationMs, kind, pseudonym };
-      access.info(pickAccessFields(entry, fields), 'access');
+      requestWriter()?.(labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym);
     },
+    requestWriter,
     flush(): void {
       batch?.flush();
     },

@@ -51,6 +51,22 @@ describe('access log modes', () => {
     for (const secret of ['alice', '127.0.0.5', '/secret', 'www.facebook.test', 'PSEUDO123']) expect(text).not.toContain(secret);
   });
 
+  it('gives a request writer for the mode in force when asked, none for aggregate-only', () => {
+    let mode: AccessLogMode = 'aggregate-only';
+    const { lines, log } = capture(() => mode);
+    const labels = accessLabels(entry.category, entry.site, entry.action);
+    expect(log.requestWriter()).toBeUndefined();
+    mode = 'anonymous';
+    const anonymous = log.requestWriter();
+    mode = 'pseudonymous';
+    // A writer keeps the mode it was made for: the caller asks again at its next batch.
+    anonymous?.(labels, 200, 1, 2, 3, 'http', 'PSEUDO123');
+    log.requestWriter()?.(labels, 200, 4, 5, 6, 'https', 'PSEUDO123');
+    const access = lines.filter((line) => line.msg === 'access');
+    expect(access.map((line) => [line.bytesIn, line.pseudonym])).toEqual([[1, undefined], [4, 'PSEUDO123']]);
+    expect(lines.filter((line) => line.level === 'warn')).toHaveLength(1);
+  });
+
   it('follows a policy reload into pseudonymous mode with a warning', () => {
     let mode: AccessLogMode = 'anonymous';
     const { lines, log } = capture(() => mode);
@@ -161,7 +177,11 @@ describe('access log on its own destination', () => {
     const labels = accessLabels('social-leisure', 'facebook', 'allow');
     const real = Date.now;
     // Each number of leading zeros in the milliseconds, and the next second.
-    const times = ['2026-06-15T08:00:59.000Z', '2026-06-15T08:00:59.007Z', '2026-06-15T08:00:59.042Z', '2026-06-15T08:00:59.999Z', '2026-06-15T08:01:00.100Z'];
+    // Then a clock set back, to the second before and within it, and forward again.
+    const times = [
+      '2026-06-15T08:00:59.000Z', '2026-06-15T08:00:59.007Z', '2026-06-15T08:00:59.042Z', '2026-06-15T08:00:59.999Z', '2026-06-15T08:01:00.100Z',
+      '2026-06-15T08:00:58.500Z', '2026-06-15T08:00:58.499Z', '2026-06-15T08:01:00.000Z', '1969-12-31T23:59:59.998Z',
+    ];
     try {
       for (const time of times) {
         Date.now = () => Date.parse(time);

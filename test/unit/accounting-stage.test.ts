@@ -91,6 +91,34 @@ describe('records wait to be accounted together', () => {
     expect(runs).toHaveLength(2);
   });
 
+  it('counts each record of a batch under its own labels, however they alternate', async () => {
+    const runs: (() => void)[] = [];
+    const { accounting, metrics, lines } = setup(() => T0, (run) => void runs.push(run));
+    // Runs of one combination, then changes in one label at a time, and back.
+    const order: Partial<RequestRecord>[] = [
+      {}, {}, { action: 'coach' }, {}, { site: 'youtube' }, { site: 'youtube' }, { category: 'business-networking', site: 'linkedin' },
+      {}, { category: undefined, site: undefined }, { site: 'youtube', action: 'coach' }, {},
+    ];
+    order.forEach((overrides, i) => accounting.requestDone(request({ ...overrides, bytesOut: i })));
+    expect(runs).toHaveLength(1);
+    runs[0]?.();
+    const count = (category: string, site: string, action: string): Promise<number> =>
+      value(metrics, `leeway_requests_total{category="${category}",site="${site}",action="${action}"}`);
+    expect(await count('social-leisure', 'facebook', 'allow')).toBe(5);
+    expect(await count('social-leisure', 'facebook', 'coach')).toBe(1);
+    expect(await count('social-leisure', 'youtube', 'allow')).toBe(2);
+    expect(await count('social-leisure', 'youtube', 'coach')).toBe(1);
+    expect(await count('business-networking', 'linkedin', 'allow')).toBe(1);
+    expect(await count('other', 'other', 'allow')).toBe(1);
+    const access = lines.filter((line) => line.msg === 'access');
+    const facebook = 'social-leisure/facebook/allow';
+    expect(access.map((line) => `${String(line.category)}/${String(line.site)}/${String(line.action)}`)).toEqual([
+      facebook, facebook, 'social-leisure/facebook/coach', facebook, 'social-leisure/youtube/allow', 'social-leisure/youtube/allow',
+      'business-networking/linkedin/allow', facebook, 'other/other/allow', 'social-leisure/youtube/coach', facebook,
+    ]);
+    expect(access.map((line) => line.bytesOut)).toEqual(order.map((_, i) => i));
+  });
+
   it('accounts at once when records pile up beyond a bound, whatever the schedule', () => {
     const never = (): void => undefined;
     const { accounting, lines } = setup(() => T0, never);
