@@ -18,6 +18,8 @@ export interface PseudonymizerOptions {
    * something handed out just before midnight (a Continue token: its lifetime). Default 10 minutes.
    */
   readonly graceMs?: number;
+  /** How many of today's pseudonyms are kept as one string each (default 200,000): see #interned. */
+  readonly maxInterned?: number;
 }
 
 // 16 base64url chars = 96 bits: collisions are negligible for a company's headcount.
@@ -44,6 +46,7 @@ export class Pseudonymizer {
    * on every request. Keyed by the pseudonym itself: no name is kept. Emptied at each rotation.
    */
   #interned = new Map<string, Pseudonym>();
+  readonly #maxInterned: number;
 
   constructor(o: PseudonymizerOptions) {
     try {
@@ -54,6 +57,7 @@ export class Pseudonymizer {
     }
     this.#clock = o.clock ?? Date.now;
     this.#graceMs = o.graceMs ?? 10 * 60_000;
+    this.#maxInterned = o.maxInterned ?? MAX_INTERNED;
     this.#day = this.#localDay();
     this.#key = randomBytes(32);
   }
@@ -69,7 +73,7 @@ export class Pseudonymizer {
     const pseudonym = hmac(this.#key, subject);
     const known = this.#interned.get(pseudonym);
     if (known !== undefined) return known;
-    if (this.#interned.size >= MAX_INTERNED) this.#interned = new Map();
+    if (this.#interned.size >= this.#maxInterned) this.#interned = new Map();
     this.#interned.set(pseudonym, pseudonym);
     return pseudonym;
   }

@@ -54,6 +54,14 @@ describe('Pseudonymizer', () => {
     expect(p.of('alice')).not.toBe(p.of('Alice'));
   });
 
+  it('stays the same past the bound on the pseudonyms it keeps as one string each', () => {
+    const p = new Pseudonymizer({ timeZone: 'Europe/Paris', clock: () => at('2026-03-10T09:00:00Z'), maxInterned: 100 });
+    const first = p.of('alice');
+    for (let i = 0; i < 250; i += 1) p.of(`ip:10.0.${i >> 8}.${i & 255}`);
+    expect(p.of('alice')).toBe(first);
+    expect(p.of('ip:10.0.0.1')).not.toBe(first);
+  });
+
   it('keeps no link back after rotation, even on returning to the old day', () => {
     const { p, set } = withClock(at('2026-03-10T09:00:00Z'));
     const before = p.of('alice');
