@@ -69,6 +69,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? '5');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? '1');
 // BENCH_LOADS=1k,1m,tunnel picks the loads (all by default), for A/B runs while tuning.
 const LOADS = new Set((process.env.BENCH_LOADS ?? '1k,1m,tunnel').split(','));
+/** Each target's warm-up, before the rounds. */
+const WARM_UP_SECONDS = 2;
 // BENCH_INTERLEAVED_PAIRS: pairs of windows of the interleaved comparison of Leeway and Squid (default 10, 0 skips it).
 const INTERLEAVED_PAIRS = Math.max(0, Number(process.env.BENCH_INTERLEAVED_PAIRS ?? '10'));
 // BENCH_VERBOSE=1 prints each round's figures as they come, besides the medians.
@@ -201,12 +203,12 @@ function spawnRole(args: string[], pin: boolean): ChildProcess {
 }
 
 
-async function cannon(target: Target, url: string, connections: number): Promise<CannonResult> {
+async function cannon(target: Target, url: string, connections: number, seconds = SECONDS): Promise<CannonResult> {
   const base = target.port === undefined ? new URL(url).origin : `http://127.0.0.1:${target.port}`;
   return autocannon({
     url: base,
     connections,
-    duration: SECONDS,
+    duration: seconds,
     // Through a proxy the request target is the absolute URL (autocannon has no proxy option).
     requests: [{ method: 'GET', path: target.port === undefined ? new URL(url).pathname : url }],
   });
@@ -262,12 +264,12 @@ for (let i = 0; i < o.streams; i += 1) {
 setTimeout(() => { console.error('tunnel sink: no tunnel up in 30 s'); process.exit(1); }, 30_000).unref();`;
 
 /** 4 CONNECT tunnels (or direct sockets) reading from the TCP source for SECONDS, from a lean client on core 0; MiB/s. */
-async function tunnelRate(target: Target, sourcePort: number): Promise<{ mibps: number; mib: number; clientMsPerMib: number }> {
+async function tunnelRate(target: Target, sourcePort: number, seconds = SECONDS): Promise<{ mibps: number; mib: number; clientMsPerMib: number }> {
   const options = {
     port: target.port ?? sourcePort,
     authority: target.port === undefined ? undefined : `${target.connectHost ?? '127.0.0.1'}:${sourcePort}`,
     streams: 4,
-    seconds: SECONDS,
+    seconds,
   };
   const child = spawnNodeOn(0, ['-e', TUNNEL_SINK, JSON.stringify(options)], ['ignore', 'pipe', 'pipe']);
   let out = '';
@@ -275,7 +277,7 @@ async function tunnelRate(target: Target, sourcePort: number): Promise<{ mibps: 
   child.stdout?.on('data', (data: Buffer) => (out += data.toString()));
   child.stderr?.on('data', (data: Buffer) => (err += data.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), (SECONDS + 60) * 1000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
     child.once('error', reject);
     child.once('close', (exitCode) => {
       clearTimeout(timer);
@@ -501,6 +503,14 @@ export async function run(): Promise<void> {
     // BENCH_TARGETS=leeway,squid keeps only the named targets (direct always runs: it is the baseline).
     const only = process.env.BENCH_TARGETS?.split(',');
     if (only !== undefined) targets.splice(0, targets.length, ...targets.filter((t) => t.name === 'direct' || only.some((name) => t.name.startsWith(name))));
+    // A warm-up of each target and load kind, not kept: Leeway's code is compiled as it runs, and
+    // a fresh process's first seconds ran at 137 µs per 1 KiB request where the same build later
+    // took 93-110 (in a one-round run Leeway was measured cold; "leeway, peeking" only ever
+    // relays tunnels, cold too). Squid and the others warm up alike.
+    for (const target of targets) {
+      if (target.tunnelOnly !== true && (LOADS.has('1k') || LOADS.has('1m'))) await cannon(target, `http://127.0.0.1:${ports.http}/1k`, 50, WARM_UP_SECONDS);
+      if (LOADS.has('tunnel')) await tunnelRate(target, ports.source, WARM_UP_SECONDS);
+    }
     const results = new Map<string, Figures[]>();
     for (let round = 0; round < ROUNDS; round++) {
       // Each round starts one target further on, so no proxy always runs right after direct (or
