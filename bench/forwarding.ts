@@ -25,6 +25,8 @@
  * with the origin. Measured in rounds, a proxy's figure depends on the state of the machine in its
  * few seconds, and on whether autocannon (on core 0 with the origin, where direct 1 KiB already
  * reads no more than Leeway at times) keeps it saturated; the interleaved pairs judge the target.
+ * The tunnel load is interleaved as well (interleavedTunnels()): direct and the relays in turn, in
+ * windows of 2 s, each relay judged against the direct window of its own group.
  *
  * "leeway" is `leeway start` as shipped (metrics and usage accounting on, access log off like
  * Squid's here); "leeway core" is createLeeway() alone, to show what the pipeline itself costs.
@@ -399,6 +401,35 @@ async function interleaved(pair: readonly [Target, Target], httpPort: number, pa
   return out;
 }
 
+/**
+ * The tunnel load interleaved the same way: direct, then each relay, then back (A B C, C B A,
+ * ...), 2 s each, the source and the client on core 0 and each relay alone on core 1. Each
+ * group's ratios to its own direct window; in rounds, a relay's figure and direct's came from
+ * windows seconds apart, and direct alone moved between 865 and 1,264 MiB/s from run to run.
+ */
+async function interleavedTunnels(direct: Target, relays: readonly Target[], sourcePort: number, groups: number, originPid: number | undefined): Promise<number[][]> {
+  const seconds = Math.max(1, Math.min(2, SECONDS));
+  pinProcess(originPid, '0');
+  pinProcess(process.pid, '0');
+  const out: number[][] = relays.map(() => []);
+  try {
+    const all = [direct, ...relays];
+    for (let g = 0; g < groups; g += 1) {
+      const order = g % 2 === 0 ? all : [...all].reverse();
+      const rate = new Map<Target, number>();
+      for (const target of order) rate.set(target, (await tunnelRate(target, sourcePort, seconds)).mibps);
+      relays.forEach((relay, i) => out[i]?.push((rate.get(relay) ?? NaN) / (rate.get(direct) ?? NaN)));
+    }
+  } finally {
+    if (!PIN_LOAD) {
+      const every = `0-${cpus().length - 1}`;
+      pinProcess(originPid, every);
+      pinProcess(process.pid, every);
+    }
+  }
+  return out;
+}
+
 async function startSquid(dir: string, ports: { http: number; source: number }): Promise<{ port: number; child: ChildProcess } | undefined> {
   if (!existsSync('/usr/sbin/squid')) return undefined;
   const probe = net.createServer();
@@ -586,6 +617,19 @@ export async function run(): Promise<void> {
       console.log(`  leeway ÷ squid, paired: req/s ${spread(rate)}; CPU per request ${spread(cost)}; pair by pair ${rate.map((r) => r.toFixed(2)).join(' ')}`);
       console.log(`  medians: leeway ${median(pairs.map((w) => w.rps[0])).toFixed(0)} req/s at ${median(pairs.map((w) => w.cpuPerRequestUs[0])).toFixed(0)} µs per request, squid ${median(pairs.map((w) => w.rps[1])).toFixed(0)} req/s at ${median(pairs.map((w) => w.cpuPerRequestUs[1])).toFixed(0)} µs`);
       console.log(`target, 1 KiB requests/s ≥ 1.0× Squid on one core: ${median(rate) >= 1 ? 'MET' : 'NOT MET'} interleaved (×${median(rate).toFixed(2)}); in rounds above ×${ratio(med('leeway')?.rps ?? NaN, squidFigures?.rps)}`);
+    }
+    const relays = targets.filter((t) => t.name === 'leeway' || t.name.startsWith('leeway, peeking'));
+    const directTarget = targets.find((t) => t.name === 'direct');
+    if (LOADS.has('tunnel') && directTarget !== undefined && relays.length > 0 && INTERLEAVED_PAIRS > 0) {
+      const ratios = await interleavedTunnels(directTarget, relays, ports.source, INTERLEAVED_PAIRS, origin.pid);
+      const seconds = Math.max(1, Math.min(2, SECONDS));
+      console.log(`interleaved, tunnel: direct and each relay in turn (A B C, C B A ...), ${INTERLEAVED_PAIRS} groups of ${seconds} s windows, source and client on core 0, each relay alone on core 1; ratios to direct in the same group:`);
+      relays.forEach((relay, i) => {
+        const values = ratios[i] ?? [];
+        console.log(`  ${relay.name.padEnd(26)} ×${median(values).toFixed(2)} (IQR ${percentile(values, 25).toFixed(2)}-${percentile(values, 75).toFixed(2)}); group by group ${values.map((r) => r.toFixed(2)).join(' ')}`);
+      });
+      const leewayTunnel = median(ratios[0] ?? []);
+      console.log(`target, tunnel ≥ 0.9× direct: ${leewayTunnel >= 0.9 ? 'MET' : 'NOT MET'} interleaved (×${leewayTunnel.toFixed(2)}); in rounds above ×${ratio(med('leeway')?.tunnelMibps ?? NaN, direct.tunnelMibps)}`);
     }
   } finally {
     for (const child of children) child.kill('SIGKILL');
