@@ -66,18 +66,17 @@ interface Combination {
 class Combinations {
   #policy: CompiledPolicy | undefined;
   #byCategory = new Map<string | undefined, Map<string | undefined, Map<string, Combination>>>();
-
-  constructor(
-    private readonly metrics: LeewayMetrics,
-    private readonly ledger: UsageLedger,
-  ) {}
-
   // The last combination asked for: requests come in runs to one site (a page and its resources),
   // and the names come from the policy, so a hit costs three reference comparisons.
   #last: Combination | undefined;
   #lastCategory: string | undefined;
   #lastSite: string | undefined;
   #lastAction: string | undefined;
+
+  constructor(
+    private readonly metrics: LeewayMetrics,
+    private readonly ledger: UsageLedger,
+  ) {}
 
   get(policy: CompiledPolicy | undefined, category: string | undefined, site: string | undefined, action: string): Combination {
     if (policy !== this.#policy) {
