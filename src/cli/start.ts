@@ -73,6 +73,16 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
 
+  // The access lines and the log's own last lines, waited for up to ACCESS_LOG_EXIT_WAIT_MS.
+  // pino's destination writes asynchronously: at exit it writes what it holds synchronously, and
+  // a line still in an asynchronous write then landed after the ones logged after it ('leeway
+  // stopped' before 'stopping', two times in three on a pipe), or not at all.
+  const linesWritten = (): Promise<unknown> =>
+    Promise.race([
+      Promise.all([accessLogDestination.whenWritten(), new Promise<void>((resolve) => logger.flush(() => resolve()))]),
+      new Promise((resolve) => setTimeout(resolve, ACCESS_LOG_EXIT_WAIT_MS).unref()),
+    ]);
+
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -82,11 +92,12 @@ export async function run(args: string[]): Promise<number> {
       async () => {
         // The last access lines, written before exit rather than raced against it.
         usage.flush();
-        await Promise.race([accessLogDestination.whenWritten(), new Promise((resolve) => setTimeout(resolve, ACCESS_LOG_EXIT_WAIT_MS).unref())]);
+        await linesWritten();
         process.exit(0);
       },
-      (error: unknown) => {
+      async (error: unknown) => {
         logger.error({ err: error }, 'error while stopping');
+        await linesWritten();
         process.exit(1);
       },
     );

@@ -105,7 +105,27 @@ describe('leeway start', () => {
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe('done /slow');
     expect(await leeway.exited).toBe(0);
-    expect(leeway.lines.some((line) => line.msg === 'leeway stopped')).toBe(true);
+    // Both lines of the shutdown, in the order logged: the last ones are not raced against the exit.
+    const messages = leeway.lines.map((line) => line.msg);
+    const stopping = messages.indexOf('stopping: draining in-flight requests');
+    expect(stopping).toBeGreaterThanOrEqual(0);
+    expect(messages.indexOf('leeway stopped')).toBeGreaterThan(stopping);
+  });
+
+  it('logs its shutdown in order, its last line included, when stopped as soon as it listens', async () => {
+    const policy = await writeTestPolicy({});
+    cleanups.push(() => policy.cleanup());
+    // Three times: a line still in an asynchronous write at exit used to land after the next one
+    // (two times in three on a pipe).
+    for (let run = 0; run < 3; run += 1) {
+      const leeway = await spawnLeeway(policy.dir, { LEEWAY_LOG_LEVEL: 'info' });
+      cleanups.push(() => {
+        if (leeway.child.exitCode === null) leeway.kill('SIGKILL');
+      });
+      leeway.kill('SIGTERM');
+      expect(await leeway.exited).toBe(0);
+      expect(leeway.lines.map((line) => line.msg).slice(-2)).toEqual(['stopping: draining in-flight requests', 'leeway stopped']);
+    }
   });
 
   it('writes every request\'s access line on stdout before it exits on SIGTERM, the last ones included', async () => {
