@@ -42,6 +42,16 @@ export async function run(args: string[]): Promise<number> {
   // as bytes, never one write per request; what is left is written synchronously at exit.
   const accessLogDestination = new FdDestination(1, { onError: (error) => logger.error({ err: error }, 'access log: writing to stdout failed; lines are being lost') });
   const usage = createUsageAccounting({ logger, accessLogDestination });
+  // Signals are caught from here on and acted upon once the proxy is up. Caught only after it, a
+  // SIGTERM sent on the 'leeway listening' line could still find no handler and kill the process
+  // undrained (the default action), as could a SIGHUP at any time during startup.
+  const early = new Set<NodeJS.Signals>();
+  const holdSignal = (signal: NodeJS.Signals): void => void early.add(signal);
+  const held: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  for (const signal of held) process.on(signal, holdSignal);
+  const releaseSignals = (): void => {
+    for (const signal of held) process.off(signal, holdSignal);
+  };
   // The CA paths live in the policy, which createLeeway loads: the interceptor is set just after.
   const interceptor = deferredInterceptor();
   let leeway;
@@ -67,6 +77,7 @@ export async function run(args: string[]): Promise<number> {
     }
     await leeway.listen();
   } catch (error) {
+    releaseSignals();
     const message = error instanceof Error ? error.message : String(error);
     logger.error({ code: isLeewayError(error) ? error.code : undefined }, message);
     console.error(`leeway start: ${message}`);
@@ -102,9 +113,7 @@ export async function run(args: string[]): Promise<number> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
+  const reload = (): void => {
     logger.info('SIGHUP: reloading policies');
     leeway.reload().then(
       (result) => usage.policyReloaded(result.ok ? 'success' : 'failure'),
@@ -113,7 +122,15 @@ export async function run(args: string[]): Promise<number> {
         logger.error({ err: error }, 'reload failed');
       },
     );
-  });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', reload);
+  releaseSignals();
+  // What came during startup, now that there is a proxy to act on.
+  if (early.has('SIGHUP')) reload();
+  const first = held.find((signal) => signal !== 'SIGHUP' && early.has(signal));
+  if (first !== undefined) stop(first);
   // Keep running: the listeners hold the event loop.
   return -1;
 }
