@@ -432,15 +432,11 @@ export interface AccessLog {
   readonly mode: AccessLogMode;
   write(entry: AccessEntry): void;
   /**
-   * write() for the per-request path: the labels built once by accessLabels(), the rest as
-   * arguments, so nothing is allocated for a line but its text. `pseudonym` is written only in
-   * pseudonymous mode.
-   */
-  writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string): void;
-  /**
-   * writeRequest() with the mode read once: a writer for the lines of the mode in force now, or
-   * undefined when it writes no per-request lines. For a caller writing many lines together (the
-   * account stage's batches), which asks again at its next batch so that reloads apply.
+   * The per-request path: a writer for the lines of the mode in force now, or undefined when it
+   * writes no per-request lines. The labels are built once by accessLabels(), the rest passed as
+   * arguments, so nothing is allocated for a line but its text; `pseudonym` reaches a line only
+   * in pseudonymous mode. The mode is read once per call: a caller writing many lines together
+   * (the account stage's batches) asks again at its next batch, so reloads apply.
    */
   requestWriter(): RequestWriter | undefined;
   /** Write the lines still held in a batch (on shutdown, or before reading the log in tests). */
@@ -450,7 +446,7 @@ export interface AccessLog {
 export type RequestWriter = (labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string) => void;
 
 export interface AccessLogOptions {
-  /** The live mode (policy reloads may change it); read per line. */
+  /** The live mode (policy reloads may change it); read per write() and per requestWriter(). */
   readonly mode: () => AccessLogMode;
   /** Warnings go here; access lines too unless `destination` is given. */
   readonly logger: Logger;
@@ -507,9 +503,6 @@ export function createAccessLog(options: AccessLogOptions): AccessLog {
       if (fields.length === 0) return;
       if (batch !== undefined) batch.write(formatAccessLine(entry, fields));
       else access.info(pickAccessFields(entry, fields), 'access');
-    },
-    writeRequest(labels: AccessLabels, status: number, bytesIn: number, bytesOut: number, durationMs: number, kind: string, pseudonym: string): void {
-      requestWriter()?.(labels, status, bytesIn, bytesOut, durationMs, kind, pseudonym);
     },
     requestWriter,
     flush(): void {

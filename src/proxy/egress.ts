@@ -8,6 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { LeewayError } from '../errors.js';
+import { innerMap, setBounded } from './bounded-maps.js';
 import type { Runtime } from './runtime.js';
 
 export interface Destination {
@@ -79,7 +80,7 @@ export class Egress {
     return this.lookupHost(name).then(
       (found) => {
         const entry = { address: found.address, family: (found.family === 6 ? 6 : 4) as 4 | 6, until: now + DNS_TTL_MS };
-        setBounded(this.#dns, name, entry);
+        setBounded(this.#dns, name, entry, DNS_CACHE_MAX);
         return this.#check(runtime, host, port, entry);
       },
       (cause: unknown) => new LeewayError('LEEWAY_ERR_UPSTREAM_HOST_NOT_FOUND', 'host not found', { host: name }, { cause }),
@@ -89,7 +90,7 @@ export class Egress {
   /** Keeps an allowed destination for next time; a refusal is built afresh each time (errors are not shared). */
   #remember(runtime: Runtime, host: string, port: number, result: Destination | LeewayError): Destination | LeewayError {
     if (result instanceof LeewayError) return result;
-    setBounded(innerMap(innerMap(this.#resolved, runtime), port), host, result);
+    setBounded(innerMap(innerMap(this.#resolved, runtime, DNS_CACHE_MAX), port, DNS_CACHE_MAX), host, result, DNS_CACHE_MAX);
     return result;
   }
 
@@ -103,31 +104,14 @@ export class Egress {
 
   /** The allow/deny verdict per address, remembered per policy: the CIDR match costs BigInt work. */
   #allowed(runtime: Runtime, address: string): boolean {
-    const verdicts = innerMap(this.#verdicts, runtime);
+    const verdicts = innerMap(this.#verdicts, runtime, DNS_CACHE_MAX);
     let allowed = verdicts.get(address);
     if (allowed === undefined) {
       allowed = !runtime.egressDeny.has(address) && (runtime.egressAllow === undefined || runtime.egressAllow.has(address));
-      setBounded(verdicts, address, allowed);
+      setBounded(verdicts, address, allowed, DNS_CACHE_MAX);
     }
     return allowed;
   }
-}
-
-/** The map kept under `key` in `maps`, made empty on first use. A Map of maps is bounded like every map here; a WeakMap lets go of a policy by itself. */
-function innerMap<K, K2, V>(maps: { get(key: K): Map<K2, V> | undefined; set(key: K, value: Map<K2, V>): unknown }, key: K): Map<K2, V> {
-  let map = maps.get(key);
-  if (map === undefined) {
-    map = new Map();
-    if (maps instanceof Map && maps.size >= DNS_CACHE_MAX) maps.clear();
-    maps.set(key, map);
-  }
-  return map;
-}
-
-/** Sets `key`, starting the map afresh when it is full: memory stays bounded whatever the traffic. */
-function setBounded<K, V>(map: Map<K, V>, key: K, value: V): void {
-  if (map.size >= DNS_CACHE_MAX) map.clear();
-  map.set(key, value);
 }
 
 function normalizeAddress(address: string): string {

@@ -4,6 +4,7 @@
  * proxy must pass through untouched (the path and query are forwarded byte for byte).
  */
 import { isIP } from 'node:net';
+import { innerMap, setBounded } from './bounded-maps.js';
 
 export interface RequestTarget {
   readonly scheme: 'http' | 'https';
@@ -69,17 +70,11 @@ const MAX_PARSED_AUTHORITIES = 4_096;
 
 /** `host:port`, `[v6]:port` or a bare host (then `defaultPort`). Userinfo is refused. */
 export function parseAuthority(authority: string, defaultPort: number): Authority | undefined {
-  let memo = parsedAuthorities.get(defaultPort);
-  const known = memo?.get(authority);
+  const memo = innerMap(parsedAuthorities, defaultPort, MAX_PARSED_AUTHORITIES);
+  const known = memo.get(authority);
   if (known !== undefined) return known;
   const parsed = parseAuthorityText(authority, defaultPort);
-  if (parsed === undefined) return undefined;
-  if (memo === undefined) {
-    memo = new Map();
-    parsedAuthorities.set(defaultPort, memo);
-  }
-  if (memo.size >= MAX_PARSED_AUTHORITIES) memo.clear();
-  memo.set(authority, parsed);
+  if (parsed !== undefined) setBounded(memo, authority, parsed, MAX_PARSED_AUTHORITIES);
   return parsed;
 }
 

@@ -133,7 +133,7 @@ describe('access log on its own destination', () => {
     };
     const byEntry = (log: ReturnType<typeof createAccessLog>): void => log.write(e);
     const byRequest = (log: ReturnType<typeof createAccessLog>): void =>
-      log.writeRequest(accessLabels(e.category, e.site, e.action), e.status, e.bytesIn, e.bytesOut, e.durationMs, e.kind, e.pseudonym ?? '');
+      log.requestWriter()?.(accessLabels(e.category, e.site, e.action), e.status, e.bytesIn, e.bytesOut, e.durationMs, e.kind, e.pseudonym ?? '');
     const withoutTime = (lines: string[]): string[] => lines.map((line) => line.replace(/"time":"[^"]*"/g, '"time":""'));
     const direct = withoutTime(viaDestination(byRequest));
     expect(direct).toEqual(withoutTime(viaDestination(byEntry)));
@@ -149,7 +149,8 @@ describe('access log on its own destination', () => {
     const labels = accessLabels('social-leisure', 'facebook', 'allow');
     // About 230 bytes a line: three batches of ACCESS_LOG_MAX_BYTES and a partial one.
     const count = Math.ceil((3.5 * ACCESS_LOG_MAX_BYTES) / 230);
-    for (let i = 0; i < count; i += 1) log.writeRequest(labels, 200, i, i * 7, i % 13, i % 2 === 0 ? 'http' : 'https', `P${i}`);
+    const write = log.requestWriter();
+    for (let i = 0; i < count; i += 1) write?.(labels, 200, i, i * 7, i % 13, i % 2 === 0 ? 'http' : 'https', `P${i}`);
     log.flush();
     expect(writes.length).toBeGreaterThan(2);
     for (const chunk of writes) expect(chunk.endsWith('\n')).toBe(true);
