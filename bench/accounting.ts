@@ -54,6 +54,7 @@ import type { Accounting, RequestRecord } from '../src/proxy/account.js';
 import type { CompiledPolicy } from '../src/policy/types.js';
 import type * as PolicyTypesModule from '../src/policy/types.js';
 import { distIsFresh, median, percentile, repoRoot, spawnNodeOn } from './lib/common.js';
+import { startLoadGenerator } from './lib/keepalive-load.js';
 import type { LoadCounts, LoadOptions } from './lib/keepalive-load.js';
 
 const ROUNDS = Math.max(3, Number(process.env.BENCH_ROUNDS ?? 6));
@@ -427,16 +428,8 @@ async function paired(proxies: readonly ProxyProcess[], originPort: number, wind
     request: `GET http://${authority}/feed?x=1 HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: leeway-bench\r\n\r\n`,
     maxSeconds: (windows + 2) * (proxies.length - 1) * (ROUND_SECONDS + settleMs / 1000 + 0.5) + 60,
   };
-  const argv = ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'keepalive-load.ts'), JSON.stringify(options)];
-  const loader = spawnNodeOn(0, argv, ['ignore', 'inherit', 'inherit', 'ipc']);
-  const ask = <T>(message: unknown): Promise<T> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the load generator did not answer')), 30_000);
-    loader.once('message', (answer) => {
-      clearTimeout(timer);
-      resolve(answer as T);
-    });
-    loader.send(message as string);
-  });
+  const loader = startLoadGenerator(options);
+  const ask = loader.ask;
   const sample = async (pair: readonly number[]): Promise<{ at: number; counts: LoadCounts; cpu: number[] }> => {
     const [load, cpu] = await Promise.all([ask<LoadCounts>('count'), Promise.all(pair.map((j) => (proxies[j] as ProxyProcess).cpu()))]);
     return { at: performance.now(), counts: load, cpu };
@@ -473,7 +466,7 @@ async function paired(proxies: readonly ProxyProcess[], originPort: number, wind
     }
     return { windows: out, coreUse: median(use) };
   } finally {
-    loader.disconnect();
+    loader.stop();
   }
 }
 
@@ -541,24 +534,23 @@ async function steady(dir: string, originPort: number, off: Spec, other: Spec): 
   for (let pair = 0; pair < STEADY_PAIRS; pair += 1) {
     const offFirst = pair % 2 === 0;
     // What the measured proxy spent in accounting over the measured windows (warm-up excluded).
-    const measured = (proxies: readonly ProxyProcess[]): ProxyProcess => proxies[offFirst ? 1 : 0] as ProxyProcess;
+    const measuredOf = (proxies: readonly ProxyProcess[]): ProxyProcess => proxies[offFirst ? 1 : 0] as ProxyProcess;
     let start = nothing;
     const afterWarmUp = async (proxies: readonly ProxyProcess[]): Promise<void> => {
-      start = await measured(proxies).accounting();
+      start = await measuredOf(proxies).accounting();
     };
     const beforeStop = async (proxies: readonly ProxyProcess[]): Promise<void> => {
-      const end = await measured(proxies).accounting();
+      const end = await measuredOf(proxies).accounting();
       for (const key of ['batchMicros', 'batchRequests', 'flushMicros', 'requests', 'cpu'] as const) spent[key] += end[key] - start[key];
     };
     const { run, proxies } = await freshPairs(dir, originPort, offFirst ? [off, other] : [other, off], STEADY_WINDOWS, { afterWarmUp, beforeStop });
-    const own: number[] = [];
+    const from = rps.length;
     for (const [first, second] of run.windows[0] ?? []) {
       const [base, measured] = offFirst ? [first, second] : [second, first];
       cpu.push(measured.cpu / base.cpu);
       rps.push(measured.rps / base.rps);
-      own.push(measured.rps / base.rps);
     }
-    pairMedians.push(median(own));
+    pairMedians.push(median(rps.slice(from)));
     spinMicros = Math.max(spinMicros, ...proxies.map((p) => p.spinMicros));
   }
   return { cpu: summarize(cpu), rps: summarize(rps), pairMedians, spinMicros, spent };

@@ -53,6 +53,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 // @ts-expect-error autocannon ships no type declarations; the part used here is typed below.
 import autocannonUntyped from 'autocannon';
 import { distIsFresh, firstJsonLine, median, percentile, repoRoot, spawnNodeOn } from './lib/common.js';
+import { startLoadGenerator } from './lib/keepalive-load.js';
 import type { LoadCounts, LoadOptions, LoadSelect } from './lib/keepalive-load.js';
 import { generateCa, writeCa } from '../src/tls/ca.js';
 
@@ -197,6 +198,19 @@ function pinProcess(pid: number | undefined, cores: string): void {
   spawnSync('/usr/bin/taskset', ['-a', '-p', '-c', cores, String(pid)], { stdio: 'ignore' });
 }
 
+/**
+ * Runs `measure` with these processes (the origin, this one) on core 0 and each proxy alone on
+ * core 1, whatever BENCH_PIN_LOAD says; they are free again afterwards unless it asked to pin.
+ */
+async function onCore0<T>(pids: readonly (number | undefined)[], measure: () => Promise<T>): Promise<T> {
+  for (const pid of pids) pinProcess(pid, '0');
+  try {
+    return await measure();
+  } finally {
+    if (!PIN_LOAD) for (const pid of pids) pinProcess(pid, `0-${cpus().length - 1}`);
+  }
+}
+
 /** A proxy on core 1; the origin on core 0 with BENCH_PIN_LOAD=1, else unpinned. */
 function spawnRole(args: string[], pin: boolean): ChildProcess {
   const command = (pin || PIN_LOAD) && existsSync('/usr/bin/taskset') ? '/usr/bin/taskset' : process.execPath;
@@ -312,9 +326,7 @@ async function measure(target: Target, ports: { http: number; source: number }, 
   }
   if (LOADS.has('tunnel')) {
     // Source (origin process) and sink (this process) on core 0, the proxy alone on core 1: see the header.
-    pinProcess(originPid, '0');
-    pinProcess(process.pid, '0');
-    try {
+    await onCore0([originPid, process.pid], async () => {
       const cpu = cpuSeconds(target.pid);
       const sourceCpu = cpuSeconds(originPid);
       const tunnel = await tunnelRate(target, ports.source);
@@ -322,13 +334,7 @@ async function measure(target: Target, ports: { http: number; source: number }, 
       figures.cpuPerTunnelMibMs = ((cpuSeconds(target.pid) - cpu) / tunnel.mib) * 1e3;
       figures.tunnelMibps = tunnel.mibps;
       figures.clientPerTunnelMibMs = tunnel.clientMsPerMib;
-    } finally {
-      if (!PIN_LOAD) {
-        const all = `0-${cpus().length - 1}`;
-        pinProcess(originPid, all);
-        pinProcess(process.pid, all);
-      }
-    }
+    });
   }
   return figures;
 }
@@ -357,15 +363,8 @@ async function interleaved(pair: readonly [Target, Target], httpPort: number, pa
     request: `GET http://127.0.0.1:${httpPort}/1k HTTP/1.1\r\nHost: 127.0.0.1:${httpPort}\r\nUser-Agent: leeway-bench\r\n\r\n`,
     maxSeconds: (2 * pairs + 4) * (seconds + 1) + 30,
   };
-  const loader = spawnNodeOn(0, ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'keepalive-load.ts'), JSON.stringify(options)], ['ignore', 'inherit', 'inherit', 'ipc']);
-  const ask = <T>(message: unknown): Promise<T> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the load generator did not answer')), 30_000);
-    loader.once('message', (answer) => {
-      clearTimeout(timer);
-      resolve(answer as T);
-    });
-    loader.send(message as string);
-  });
+  const loader = startLoadGenerator(options);
+  const ask = loader.ask;
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
   /** Load proxy `i` alone for a window; its rate, CPU per request and use of the core. */
   const window = async (i: 0 | 1): Promise<{ rps: number; cpu: number; use: number }> => {
@@ -396,7 +395,7 @@ async function interleaved(pair: readonly [Target, Target], httpPort: number, pa
       out.push({ rps: [a.rps, b.rps], cpuPerRequestUs: [a.cpu, b.cpu], coreUse: [a.use, b.use] });
     }
   } finally {
-    loader.kill();
+    loader.stop();
   }
   return out;
 }
@@ -409,24 +408,16 @@ async function interleaved(pair: readonly [Target, Target], httpPort: number, pa
  */
 async function interleavedTunnels(direct: Target, relays: readonly Target[], sourcePort: number, groups: number, originPid: number | undefined): Promise<number[][]> {
   const seconds = Math.max(1, Math.min(2, SECONDS));
-  pinProcess(originPid, '0');
-  pinProcess(process.pid, '0');
   const out: number[][] = relays.map(() => []);
-  try {
-    const all = [direct, ...relays];
+  const all = [direct, ...relays];
+  await onCore0([originPid, process.pid], async () => {
     for (let g = 0; g < groups; g += 1) {
       const order = g % 2 === 0 ? all : [...all].reverse();
       const rate = new Map<Target, number>();
       for (const target of order) rate.set(target, (await tunnelRate(target, sourcePort, seconds)).mibps);
       relays.forEach((relay, i) => out[i]?.push((rate.get(relay) ?? NaN) / (rate.get(direct) ?? NaN)));
     }
-  } finally {
-    if (!PIN_LOAD) {
-      const every = `0-${cpus().length - 1}`;
-      pinProcess(originPid, every);
-      pinProcess(process.pid, every);
-    }
-  }
+  });
   return out;
 }
 
@@ -602,11 +593,8 @@ export async function run(): Promise<void> {
     const leewayTarget = targets.find((t) => t.name === 'leeway');
     const squidTarget = targets.find((t) => t.name === 'squid');
     if (LOADS.has('1k') && leewayTarget !== undefined && squidTarget !== undefined && INTERLEAVED_PAIRS > 0) {
-      // The origin joins the load generator on core 0 (as for tunnels), whatever BENCH_PIN_LOAD says: each proxy alone on core 1.
-      pinProcess(origin.pid, '0');
-      const pairs = await interleaved([leewayTarget, squidTarget], ports.http, INTERLEAVED_PAIRS).finally(() => {
-        if (!PIN_LOAD) pinProcess(origin.pid, `0-${cpus().length - 1}`);
-      });
+      // The origin joins the load generator on core 0 (as for tunnels): each proxy alone on core 1.
+      const pairs = await onCore0([origin.pid], () => interleaved([leewayTarget, squidTarget], ports.http, INTERLEAVED_PAIRS));
       const rate = pairs.map((w) => w.rps[0] / w.rps[1]);
       const cost = pairs.map((w) => w.cpuPerRequestUs[0] / w.cpuPerRequestUs[1]);
       const spread = (values: number[]): string => `×${median(values).toFixed(2)} (IQR ${percentile(values, 25).toFixed(2)}-${percentile(values, 75).toFixed(2)})`;

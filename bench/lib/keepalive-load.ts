@@ -10,7 +10,9 @@
  * `LoadCounts`; exits when the parent disconnects or after `maxSeconds`. Loopback only: every target is 127.0.0.1.
  */
 import net from 'node:net';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { repoRoot, spawnNodeOn } from './common.js';
 
 export interface LoadOptions {
   /** Proxy ports on 127.0.0.1, each loaded by `connections` connections. */
@@ -31,6 +33,32 @@ export interface LoadCounts {
   /** Per port: responses completed with a 2xx, and anything else (other statuses, resets). */
   readonly ok: number[];
   readonly failed: number[];
+}
+
+/** The parent's side: a load generator started on core 0, asked over IPC, and stopped. */
+export interface LoadGenerator {
+  /** Sends `message` ('count', or a LoadSelect) and resolves with the answer (LoadCounts, or 'selected'). */
+  ask<T>(message: unknown): Promise<T>;
+  /** Ends the load: the generator exits when its parent disconnects. */
+  stop(): void;
+}
+
+export function startLoadGenerator(options: LoadOptions): LoadGenerator {
+  const argv = ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'keepalive-load.ts'), JSON.stringify(options)];
+  const child = spawnNodeOn(0, argv, ['ignore', 'inherit', 'inherit', 'ipc']);
+  return {
+    ask: <T>(message: unknown): Promise<T> => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the load generator did not answer')), 30_000);
+      child.once('message', (answer) => {
+        clearTimeout(timer);
+        resolve(answer as T);
+      });
+      child.send(message as string);
+    }),
+    stop: () => {
+      if (child.connected) child.disconnect();
+    },
+  };
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
